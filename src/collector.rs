@@ -1,0 +1,476 @@
+//! The collector: normalized records in, durable bundles and live graphs out.
+//!
+//! It attributes each record to a rollout (Codex's conversation id; a sub-agent's
+//! records join the rollout of the parent that spawned it; spans without a
+//! conversation id join by trace or turn id), drops records already stored (the same
+//! record sent twice), appends the rest to the rollout's bundle, and updates the
+//! rollout's graph. Records that cannot be attributed yet are stored in the
+//! `unattributed` bundle and moved to their rollout once a later record ties their
+//! trace to it.
+
+use crate::normalize::raw_event::{Evidence, RAW_EVENT_SCHEMA_VERSION, RawPayloadRef};
+use crate::normalize::{ExecutionStatus, NormalizedRecord, RawEvent, RawEventPayload, Signal};
+use crate::reduce::RolloutState;
+use crate::reduce::graph::RolloutGraph;
+use crate::store::{Bundle, DataDir, METRICS, UNATTRIBUTED};
+use anyhow::Result;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// What one ingest did, for the Export answer and the counters.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct IngestReport {
+    pub accepted: usize,
+    pub duplicates: usize,
+    /// Records kept as unattributed evidence (not tied to a session yet).
+    pub unattributed: usize,
+    pub rollouts_touched: Vec<String>,
+}
+
+struct Pending {
+    record: NormalizedRecord,
+    received: std::time::Instant,
+}
+
+pub struct Collector {
+    pub data_dir: DataDir,
+    bundles: HashMap<String, Bundle>,
+    pub rollouts: HashMap<String, RolloutState>,
+    conversation_to_rollout: HashMap<String, String>,
+    trace_to_rollout: HashMap<String, String>,
+    turn_to_rollout: HashMap<String, String>,
+    seen: HashSet<u128>,
+    pending: Vec<Pending>,
+    changes: broadcast::Sender<String>,
+    /// When each rollout last received a record (for the idle close).
+    last_received: HashMap<String, std::time::Instant>,
+}
+
+/// How long an unattributed record waits for the record that ties it to a session.
+const PENDING_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Collector {
+    /// Opens the data directory and replays every bundle in it.
+    pub fn open(data_dir: DataDir) -> Result<Collector> {
+        std::fs::create_dir_all(&data_dir.root)?;
+        let (changes, _) = broadcast::channel(1024);
+        let mut collector = Collector {
+            data_dir,
+            bundles: HashMap::new(),
+            rollouts: HashMap::new(),
+            conversation_to_rollout: HashMap::new(),
+            trace_to_rollout: HashMap::new(),
+            turn_to_rollout: HashMap::new(),
+            seen: HashSet::new(),
+            pending: Vec::new(),
+            changes,
+            last_received: HashMap::new(),
+        };
+        for dir in collector.data_dir.rollout_dirs() {
+            let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+                continue;
+            };
+            let (bundle, events) = Bundle::open(&dir, &name, 0)?;
+            let rollout_id = bundle.manifest.rollout_id.clone();
+            collector
+                .conversation_to_rollout
+                .insert(rollout_id.clone(), rollout_id.clone());
+            for child in &bundle.manifest.child_thread_ids {
+                collector
+                    .conversation_to_rollout
+                    .insert(child.clone(), rollout_id.clone());
+            }
+            let state = collector
+                .rollouts
+                .entry(rollout_id.clone())
+                .or_insert_with(|| RolloutState::new(&rollout_id));
+            for event in events {
+                if let Some(ev) = &event.evidence {
+                    if let Ok(id) = u128::from_str_radix(&ev.record_id, 16) {
+                        collector.seen.insert(id);
+                    }
+                    if let Some(trace) = &ev.trace_id {
+                        collector
+                            .trace_to_rollout
+                            .entry(trace.clone())
+                            .or_insert_with(|| rollout_id.clone());
+                    }
+                }
+                if let Some(turn) = &event.codex_turn_id {
+                    collector
+                        .turn_to_rollout
+                        .entry(turn.clone())
+                        .or_insert_with(|| rollout_id.clone());
+                }
+                state.push(event);
+            }
+            collector.bundles.insert(rollout_id, bundle);
+        }
+        // Unattributed records not moved yet wait again for their session.
+        for special in [UNATTRIBUTED, METRICS] {
+            let dir = collector.data_dir.rollout_dir(special);
+            if !dir.exists() {
+                continue;
+            }
+            let (bundle, events) = Bundle::open(&dir, special, 0)?;
+            let state = collector
+                .rollouts
+                .entry(special.to_string())
+                .or_insert_with(|| RolloutState::new(special));
+            for event in events {
+                if let Some(id) = event
+                    .evidence
+                    .as_ref()
+                    .and_then(|ev| u128::from_str_radix(&ev.record_id, 16).ok())
+                {
+                    collector.seen.insert(id);
+                }
+                state.record_count += 1;
+            }
+            collector.bundles.insert(special.to_string(), bundle);
+        }
+        Ok(collector)
+    }
+
+    /// Subscribes to rollout changes (the id of each rollout whose graph changed).
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    /// Attributes, stores durably and reduces a batch of records. Returns only once
+    /// every event is on disk.
+    pub fn ingest(&mut self, records: Vec<NormalizedRecord>) -> Result<IngestReport> {
+        let mut report = IngestReport::default();
+        let mut fresh = Vec::with_capacity(records.len());
+        for record in records {
+            let id = u128::from_str_radix(&record.record_id, 16).unwrap_or(0);
+            if self.seen.insert(id) {
+                fresh.push(record);
+            } else {
+                report.duplicates += 1;
+            }
+        }
+        report.accepted = fresh.len();
+        self.learn(&fresh);
+        let mut by_rollout: HashMap<String, Vec<NormalizedRecord>> = HashMap::new();
+        for record in fresh {
+            let target = match self.rollout_of(&record) {
+                Some(rollout) => rollout,
+                None if record.signal == Signal::Metrics => METRICS.to_string(),
+                None => {
+                    report.unattributed += 1;
+                    UNATTRIBUTED.to_string()
+                }
+            };
+            by_rollout.entry(target).or_default().push(record);
+        }
+        // Earlier unattributed records that this batch ties to a session.
+        let now = std::time::Instant::now();
+        let mut still_pending = Vec::new();
+        for pending in std::mem::take(&mut self.pending) {
+            match self.rollout_of(&pending.record) {
+                Some(rollout) => by_rollout.entry(rollout).or_default().push(pending.record),
+                None if now.duration_since(pending.received) < PENDING_TTL => {
+                    still_pending.push(pending)
+                }
+                None => {}
+            }
+        }
+        self.pending = still_pending;
+        let mut targets: Vec<String> = by_rollout.keys().cloned().collect();
+        targets.sort();
+        for rollout in targets {
+            let records = by_rollout.remove(&rollout).unwrap_or_default();
+            if rollout == UNATTRIBUTED {
+                self.pending.extend(records.iter().map(|r| Pending {
+                    record: r.clone(),
+                    received: now,
+                }));
+            }
+            self.append(&rollout, &records)?;
+            if rollout != UNATTRIBUTED && rollout != METRICS {
+                self.last_received.insert(rollout.clone(), now);
+                let _ = self.changes.send(rollout.clone());
+                report.rollouts_touched.push(rollout);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Learns which conversation, trace and turn belong to which rollout.
+    fn learn(&mut self, records: &[NormalizedRecord]) {
+        // Conversations first: a record whose trace already belongs to another rollout
+        // is a sub-agent's, which lands in its parent's rollout.
+        for record in records {
+            let Some(conversation) = &record.attribution.conversation_id else {
+                continue;
+            };
+            if self.conversation_to_rollout.contains_key(conversation) {
+                continue;
+            }
+            let parent = record
+                .attribution
+                .trace_id
+                .as_ref()
+                .and_then(|t| self.trace_to_rollout.get(t))
+                .cloned();
+            let rollout = parent.unwrap_or_else(|| conversation.clone());
+            self.add_conversation(conversation, &rollout);
+        }
+        for record in records {
+            let Some(rollout) = record
+                .attribution
+                .conversation_id
+                .as_ref()
+                .and_then(|c| self.conversation_to_rollout.get(c))
+                .cloned()
+            else {
+                continue;
+            };
+            if let Some(child) = &record.attribution.spawned_conversation_id
+                && !self.conversation_to_rollout.contains_key(child)
+            {
+                self.add_conversation(child, &rollout);
+            }
+            if let Some(trace) = &record.attribution.trace_id {
+                self.trace_to_rollout
+                    .entry(trace.clone())
+                    .or_insert_with(|| rollout.clone());
+            }
+            if let Some(turn) = &record.attribution.turn_id {
+                self.turn_to_rollout
+                    .entry(turn.clone())
+                    .or_insert_with(|| rollout.clone());
+            }
+        }
+        // Spans naming a known turn tie their whole trace to it.
+        for record in records {
+            if let (None, Some(turn), Some(trace)) = (
+                &record.attribution.conversation_id,
+                &record.attribution.turn_id,
+                &record.attribution.trace_id,
+            ) && let Some(rollout) = self.turn_to_rollout.get(turn).cloned()
+            {
+                self.trace_to_rollout
+                    .entry(trace.clone())
+                    .or_insert(rollout);
+            }
+        }
+    }
+
+    fn add_conversation(&mut self, conversation: &str, rollout: &str) {
+        self.conversation_to_rollout
+            .insert(conversation.to_string(), rollout.to_string());
+        if conversation != rollout
+            && let Some(bundle) = self.bundles.get_mut(rollout)
+            && !bundle
+                .manifest
+                .child_thread_ids
+                .iter()
+                .any(|c| c == conversation)
+        {
+            bundle
+                .manifest
+                .child_thread_ids
+                .push(conversation.to_string());
+            if let Err(err) = bundle.save_manifest() {
+                tracing::warn!(%err, rollout, "could not update the manifest");
+            }
+        }
+    }
+
+    fn rollout_of(&self, record: &NormalizedRecord) -> Option<String> {
+        let a = &record.attribution;
+        a.conversation_id
+            .as_ref()
+            .and_then(|c| self.conversation_to_rollout.get(c))
+            .or_else(|| {
+                a.trace_id
+                    .as_ref()
+                    .and_then(|t| self.trace_to_rollout.get(t))
+            })
+            .or_else(|| a.turn_id.as_ref().and_then(|t| self.turn_to_rollout.get(t)))
+            .cloned()
+    }
+
+    fn bundle(&mut self, rollout: &str, started_at: i64) -> Result<&mut Bundle> {
+        if !self.bundles.contains_key(rollout) {
+            let (mut bundle, _) =
+                Bundle::open(&self.data_dir.rollout_dir(rollout), rollout, started_at)?;
+            let mut first = vec![RawEvent {
+                schema_version: RAW_EVENT_SCHEMA_VERSION,
+                seq: 0,
+                wall_time_unix_ms: started_at,
+                rollout_id: rollout.to_string(),
+                thread_id: None,
+                codex_turn_id: None,
+                payload: RawEventPayload::RolloutStarted {
+                    trace_id: bundle.manifest.trace_id.clone(),
+                    root_thread_id: rollout.to_string(),
+                },
+                evidence: None,
+            }];
+            bundle.append(None, &mut first)?;
+            let children: Vec<String> = self
+                .conversation_to_rollout
+                .iter()
+                .filter(|(c, r)| r.as_str() == rollout && c.as_str() != rollout)
+                .map(|(c, _)| c.clone())
+                .collect();
+            if !children.is_empty() {
+                bundle.manifest.child_thread_ids = children;
+                bundle.save_manifest()?;
+            }
+            let state = self
+                .rollouts
+                .entry(rollout.to_string())
+                .or_insert_with(|| RolloutState::new(rollout));
+            state.push(first.remove(0));
+            self.bundles.insert(rollout.to_string(), bundle);
+        }
+        Ok(self.bundles.get_mut(rollout).expect("bundle"))
+    }
+
+    fn append(&mut self, rollout: &str, records: &[NormalizedRecord]) -> Result<()> {
+        let started_at = records
+            .iter()
+            .flat_map(|r| r.events.iter().map(|e| e.wall_time_unix_ms))
+            .min()
+            .unwrap_or(0);
+        let bundle = self.bundle(rollout, started_at)?;
+        let (payload_id, path) = bundle.next_payload_ref();
+        let kind = format!(
+            "otlp_{}",
+            records.first().map(|r| r.signal.as_str()).unwrap_or("logs")
+        );
+        let evidence: Vec<&serde_json::Value> = records.iter().map(|r| &r.evidence).collect();
+        let body = serde_json::to_value(&evidence)?;
+        let mut events = Vec::with_capacity(records.len() * 2);
+        for (index, record) in records.iter().enumerate() {
+            for pending in &record.events {
+                let thread_id =
+                    record
+                        .attribution
+                        .conversation_id
+                        .clone()
+                        .or_else(|| match &pending.payload {
+                            RawEventPayload::CodexTurnStarted { thread_id, .. } => {
+                                thread_id.clone()
+                            }
+                            _ => None,
+                        });
+                events.push(RawEvent {
+                    schema_version: RAW_EVENT_SCHEMA_VERSION,
+                    seq: 0,
+                    wall_time_unix_ms: pending.wall_time_unix_ms,
+                    rollout_id: rollout.to_string(),
+                    thread_id,
+                    codex_turn_id: record.attribution.turn_id.clone(),
+                    payload: pending.payload.clone(),
+                    evidence: Some(Evidence {
+                        record_id: record.record_id.clone(),
+                        signal: record.signal.as_str().to_string(),
+                        trace_id: record.attribution.trace_id.clone(),
+                        span_id: record.attribution.span_id.clone(),
+                        parent_span_id: record.attribution.parent_span_id.clone(),
+                        raw_payload: Some(RawPayloadRef {
+                            raw_payload_id: payload_id.clone(),
+                            kind: kind.clone(),
+                            path: path.clone(),
+                            index,
+                        }),
+                    }),
+                });
+            }
+        }
+        bundle.append(Some((&path, &body)), &mut events)?;
+        let state = self
+            .rollouts
+            .entry(rollout.to_string())
+            .or_insert_with(|| RolloutState::new(rollout));
+        for event in events {
+            state.push(event);
+        }
+        Ok(())
+    }
+
+    /// Closes rollouts that went quiet: those with no record received for `idle`
+    /// (live), or, with `by_event_time`, whose last event is older than `idle` (import).
+    pub fn close_idle(
+        &mut self,
+        idle: std::time::Duration,
+        by_event_time: bool,
+    ) -> Result<Vec<String>> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let now = std::time::Instant::now();
+        let mut to_close = Vec::new();
+        for (id, state) in self.rollouts.iter_mut() {
+            if id == UNATTRIBUTED || id == METRICS || !state.is_open() {
+                continue;
+            }
+            let quiet = if by_event_time {
+                now_ms - state.last_wall_time_unix_ms >= idle.as_millis() as i64
+            } else {
+                self.last_received
+                    .get(id)
+                    .is_none_or(|t| now.duration_since(*t) >= idle)
+            };
+            if quiet {
+                to_close.push((id.clone(), state.last_wall_time_unix_ms));
+            }
+        }
+        to_close.sort();
+        let mut closed = Vec::new();
+        for (id, last) in to_close {
+            let mut events = vec![RawEvent {
+                schema_version: RAW_EVENT_SCHEMA_VERSION,
+                seq: 0,
+                wall_time_unix_ms: last,
+                rollout_id: id.clone(),
+                thread_id: None,
+                codex_turn_id: None,
+                payload: RawEventPayload::RolloutEnded {
+                    status: ExecutionStatus::Completed,
+                    reason: "idle_timeout".into(),
+                },
+                evidence: None,
+            }];
+            self.bundle(&id, last)?.append(None, &mut events)?;
+            if let Some(state) = self.rollouts.get_mut(&id) {
+                state.push(events.remove(0));
+            }
+            let _ = self.changes.send(id.clone());
+            closed.push(id);
+        }
+        Ok(closed)
+    }
+
+    pub fn graph(&mut self, rollout_id: &str) -> Option<Arc<RolloutGraph>> {
+        if rollout_id == UNATTRIBUTED || rollout_id == METRICS {
+            return None;
+        }
+        self.rollouts.get_mut(rollout_id).map(|s| s.graph())
+    }
+
+    /// Ids of every rollout (sessions only).
+    pub fn rollout_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .rollouts
+            .keys()
+            .filter(|k| k.as_str() != UNATTRIBUTED && k.as_str() != METRICS)
+            .cloned()
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Counts of what is kept outside sessions: (unattributed records, metric records).
+    pub fn outside_counts(&self) -> (u64, u64) {
+        let count = |k: &str| self.rollouts.get(k).map(|s| s.record_count).unwrap_or(0);
+        (count(UNATTRIBUTED), count(METRICS))
+    }
+}

@@ -1,0 +1,1 @@
+//! export: enriched, semantic spans from rollout graphs, sent on over OTLP.

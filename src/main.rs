@@ -1,0 +1,243 @@
+//! The `rollout-collector` command line.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use rollout_collector::collector::Collector;
+use rollout_collector::query::{summary, tree};
+use rollout_collector::receive::import;
+use rollout_collector::serve::{self, ServeConfig};
+use rollout_collector::store::DataDir;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "rollout-collector",
+    version,
+    about = "Receives the Codex CLI's OpenTelemetry, rebuilds each session as a rollout graph \
+             (threads, turns, model calls, tool calls), keeps it, and re-exports clean spans.",
+    after_help = "Point Codex at it in ~/.codex/config.toml:\n  [otel]\n  exporter = { otlp-grpc = { endpoint = \"http://127.0.0.1:4317\" } }\n  trace_exporter = { otlp-grpc = { endpoint = \"http://127.0.0.1:4317\" } }"
+)]
+struct Cli {
+    /// Data directory (bundles, export queue). Default: $XDG_DATA_HOME/rollout-collector
+    /// or ~/.local/share/rollout-collector.
+    #[arg(long, global = true, env = "ROLLOUT_COLLECTOR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Receive OTLP over gRPC and HTTP, keep and reduce it, serve queries.
+    Serve(ServeArgs),
+    /// Read captured OTLP (*-logs.pb, *-traces.pb, *-metrics.pb, folders of them, or
+    /// OTLP/JSON lines files) through the same pipeline as `serve`.
+    Import {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Close sessions whose last event is older than this many seconds.
+        #[arg(long, default_value_t = 300)]
+        idle_timeout_secs: u64,
+    },
+    /// List every session: id, status, Codex version, first and last seen, counts.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one session as a tree, or with --json as a graph shaped like Codex's state.json.
+    Show {
+        rollout_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// OTLP/gRPC listen address.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:4317",
+        env = "ROLLOUT_COLLECTOR_GRPC_ADDR"
+    )]
+    grpc_addr: String,
+    /// OTLP/HTTP listen address (also serves the JSON query API under /api).
+    #[arg(
+        long,
+        default_value = "127.0.0.1:4318",
+        env = "ROLLOUT_COLLECTOR_HTTP_ADDR"
+    )]
+    http_addr: String,
+    /// Largest accepted Export request, in bytes (decoded, after gzip).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_message_bytes: usize,
+    /// Close a session (and its open turn) after this many seconds without records.
+    #[arg(long, default_value_t = 300)]
+    idle_timeout_secs: u64,
+    /// Export requests waiting to be stored before new ones get RESOURCE_EXHAUSTED / 429.
+    #[arg(long, default_value_t = 256)]
+    max_pending_requests: usize,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let data_dir = DataDir::new(cli.data_dir.clone().unwrap_or_else(DataDir::default_path));
+    match cli.command {
+        Command::Serve(args) => {
+            let config =
+                ServeConfig {
+                    grpc_addr: args.grpc_addr.parse().with_context(|| {
+                        format!("--grpc-addr {}: not an address", args.grpc_addr)
+                    })?,
+                    http_addr: args.http_addr.parse().with_context(|| {
+                        format!("--http-addr {}: not an address", args.http_addr)
+                    })?,
+                    data_dir,
+                    max_message_bytes: args.max_message_bytes,
+                    idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+                    max_pending_requests: args.max_pending_requests,
+                };
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async move {
+                let server = serve::start(config).await?;
+                eprintln!(
+                    "rollout-collector: OTLP/gRPC on {}, OTLP/HTTP on {}",
+                    server.grpc_addr, server.http_addr
+                );
+                tokio::signal::ctrl_c().await?;
+                server.shutdown().await
+            })
+        }
+        Command::Import {
+            paths,
+            idle_timeout_secs,
+        } => {
+            let files = import::collect_files(&paths)?;
+            if files.is_empty() {
+                bail!("no *.pb or OTLP/JSON lines files found in {paths:?}");
+            }
+            let mut collector = Collector::open(data_dir.clone())?;
+            let bar = indicatif::ProgressBar::new(files.len() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files {msg}")
+                    .expect("template"),
+            );
+            let summary = import::import(
+                &mut collector,
+                &files,
+                Duration::from_secs(idle_timeout_secs),
+                |_| bar.inc(1),
+            )?;
+            bar.finish_and_clear();
+            eprintln!(
+                "imported {} requests from {} files: {} records stored, {} already stored, {} unattributed; sessions: {}",
+                summary.requests,
+                summary.files,
+                summary.report.accepted,
+                summary.report.duplicates,
+                summary.report.unattributed,
+                summary.rollouts.join(", ")
+            );
+            Ok(())
+        }
+        Command::List { json } => {
+            let mut collector = open_existing(&data_dir)?;
+            let mut rows: Vec<_> = collector
+                .rollout_ids()
+                .iter()
+                .filter_map(|id| collector.graph(id))
+                .map(|g| summary::summarize(&g))
+                .collect();
+            rows.sort_by_key(|s| std::cmp::Reverse(s.last_seen_unix_ms));
+            if json {
+                let list: Vec<_> = rows.iter().map(summary::summary_json).collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<38} {:<10} {:<8} {:<24} {:<24} {:>8} {:>7} {:>5} {:>5} {:>5}",
+                    "CONVERSATION",
+                    "STATUS",
+                    "CODEX",
+                    "FIRST SEEN",
+                    "LAST SEEN",
+                    "RECORDS",
+                    "EVENTS",
+                    "TURNS",
+                    "CALLS",
+                    "TOOLS"
+                );
+                for s in rows {
+                    println!(
+                        "{:<38} {:<10} {:<8} {:<24} {:<24} {:>8} {:>7} {:>5} {:>5} {:>5}",
+                        s.rollout_id,
+                        s.status,
+                        s.codex_version,
+                        iso(s.first_seen_unix_ms),
+                        iso(s.last_seen_unix_ms),
+                        s.record_count,
+                        s.event_count,
+                        s.turn_count,
+                        s.inference_call_count,
+                        s.tool_call_count
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Show { rollout_id, json } => {
+            let mut collector = open_existing(&data_dir)?;
+            let Some(graph) = collector.graph(&rollout_id) else {
+                bail!(
+                    "no session {rollout_id} in {} (see `rollout-collector list`)",
+                    data_dir.root.display()
+                );
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&*graph)?);
+            } else {
+                print!("{}", tree::render(&graph));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn open_existing(data_dir: &DataDir) -> Result<Collector> {
+    if !data_dir.exists() {
+        bail!(
+            "no data directory at {} (run `rollout-collector serve` or `import` first, or pass --data-dir)",
+            data_dir.root.display()
+        );
+    }
+    Collector::open(data_dir.clone())
+}
+
+/// Unix milliseconds as ISO-8601 UTC.
+fn iso(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // civil from days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

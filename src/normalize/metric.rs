@@ -1,0 +1,70 @@
+//! Codex metrics: aggregates without session ids. Kept and counted, never reduced.
+
+use super::raw_event::RawEventPayload as P;
+use super::time::nanos_to_ms;
+use super::{Attribution, NormalizedRecord, PendingEvent, Signal, record_id, resource_info};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
+
+pub fn normalize(request: &ExportMetricsServiceRequest) -> Vec<NormalizedRecord> {
+    let mut out = Vec::new();
+    for resource_metrics in &request.resource_metrics {
+        let (service_name, service_version, resource_key) =
+            resource_info(resource_metrics.resource.as_ref());
+        for scope_metrics in &resource_metrics.scope_metrics {
+            for metric in &scope_metrics.metrics {
+                let (points, time) = points_and_time(metric);
+                out.push(NormalizedRecord {
+                    record_id: record_id(Signal::Metrics, &resource_key, metric),
+                    signal: Signal::Metrics,
+                    attribution: Attribution {
+                        service_name: service_name.clone(),
+                        service_version: service_version.clone(),
+                        ..Default::default()
+                    },
+                    events: vec![PendingEvent {
+                        wall_time_unix_ms: time,
+                        payload: P::OtelMetric {
+                            name: metric.name.clone(),
+                            points,
+                        },
+                    }],
+                    evidence: serde_json::json!({
+                        "name": metric.name,
+                        "unit": metric.unit,
+                        "description": metric.description,
+                        "points": points,
+                    }),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn points_and_time(metric: &Metric) -> (usize, i64) {
+    let times = |ts: &mut dyn Iterator<Item = u64>| ts.max().map(nanos_to_ms).unwrap_or(0);
+    match &metric.data {
+        Some(Data::Gauge(g)) => (
+            g.data_points.len(),
+            times(&mut g.data_points.iter().map(|p| p.time_unix_nano)),
+        ),
+        Some(Data::Sum(s)) => (
+            s.data_points.len(),
+            times(&mut s.data_points.iter().map(|p| p.time_unix_nano)),
+        ),
+        Some(Data::Histogram(h)) => (
+            h.data_points.len(),
+            times(&mut h.data_points.iter().map(|p| p.time_unix_nano)),
+        ),
+        Some(Data::ExponentialHistogram(h)) => (
+            h.data_points.len(),
+            times(&mut h.data_points.iter().map(|p| p.time_unix_nano)),
+        ),
+        Some(Data::Summary(s)) => (
+            s.data_points.len(),
+            times(&mut s.data_points.iter().map(|p| p.time_unix_nano)),
+        ),
+        None => (0, 0),
+    }
+}

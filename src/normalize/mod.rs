@@ -1,0 +1,140 @@
+//! normalize: a pure function from OTLP Export requests to raw trace events.
+//!
+//! Every Codex quirk is handled here, once: event names hidden in attributes, numbers
+//! sent as strings, turn ids that are counters in old versions, the exit-time flush
+//! record, tool names that differ between versions. A record this module does not
+//! understand still becomes an evidence-only event; nothing is dropped.
+
+pub mod attributes;
+mod log_record;
+mod metric;
+pub mod raw_event;
+mod span;
+pub mod time;
+
+use opentelemetry_proto::tonic::collector::{
+    logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+    trace::v1::ExportTraceServiceRequest,
+};
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+pub use raw_event::{ExecutionStatus, RawEvent, RawEventPayload, TokenUsage};
+
+/// Which signal a record came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Logs,
+    Traces,
+    Metrics,
+}
+
+impl Signal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Logs => "logs",
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+        }
+    }
+}
+
+/// What ties a record to a rollout. `conversation_id` is decisive; the trace and turn
+/// ids let the pipeline attribute records that carry no conversation id.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Attribution {
+    pub conversation_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub parent_span_id: Option<String>,
+    pub turn_id: Option<String>,
+    /// A sub-agent this record spawned (its conversation id): its records join this rollout.
+    pub spawned_conversation_id: Option<String>,
+    pub service_name: Option<String>,
+    pub service_version: Option<String>,
+}
+
+/// One event a record gives, before the store gives it a sequence number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingEvent {
+    pub wall_time_unix_ms: i64,
+    pub payload: RawEventPayload,
+}
+
+/// One OTLP record, normalized.
+#[derive(Clone, Debug)]
+pub struct NormalizedRecord {
+    pub record_id: String,
+    pub signal: Signal,
+    pub attribution: Attribution,
+    pub events: Vec<PendingEvent>,
+    /// The record itself, as JSON, for the bundle's payload file.
+    pub evidence: serde_json::Value,
+}
+
+impl NormalizedRecord {
+    /// Whether the record says something the reducer uses.
+    pub fn is_semantic(&self) -> bool {
+        self.events.iter().any(|e| !e.payload.is_evidence_only())
+    }
+}
+
+pub fn logs(request: &ExportLogsServiceRequest) -> Vec<NormalizedRecord> {
+    log_record::normalize(request)
+}
+
+pub fn traces(request: &ExportTraceServiceRequest) -> Vec<NormalizedRecord> {
+    span::normalize(request)
+}
+
+pub fn metrics(request: &ExportMetricsServiceRequest) -> Vec<NormalizedRecord> {
+    metric::normalize(request)
+}
+
+/// A stable id for a record: the same bytes sent twice give the same id.
+pub(crate) fn record_id<M: Message>(signal: Signal, resource_key: &str, record: &M) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(signal.as_str().as_bytes());
+    hasher.update(resource_key.as_bytes());
+    hasher.update(record.encode_to_vec());
+    hex::encode(&hasher.finalize()[..12])
+}
+
+pub(crate) fn id_hex(bytes: &[u8]) -> Option<String> {
+    if bytes.is_empty() || bytes.iter().all(|b| *b == 0) {
+        None
+    } else {
+        Some(hex::encode(bytes))
+    }
+}
+
+/// Codex 0.80 sends the per-process submission counter ("0", "1") as the turn id.
+/// Such ids are made unique by prefixing the trace they belong to.
+pub(crate) fn canonical_turn_id(raw: &str, trace_id: Option<&str>) -> String {
+    let looks_unique = raw.len() >= 16 && raw.contains('-');
+    match (looks_unique, trace_id) {
+        (false, Some(trace)) => format!("{trace}:{raw}"),
+        _ => raw.to_string(),
+    }
+}
+
+/// Codex thread ids are UUIDs. Some spans use `thread.id` for the OS thread number.
+pub(crate) fn thread_id_attr(value: Option<String>) -> Option<String> {
+    value.filter(|v| v.len() >= 32 && v.contains('-'))
+}
+
+/// The resource facts we keep: service name and version.
+pub(crate) fn resource_info(
+    resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
+) -> (Option<String>, Option<String>, String) {
+    let attrs = resource.map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+    let a = attributes::Attributes(attrs);
+    let name = a.non_empty("service.name");
+    let version = a.non_empty("service.version");
+    let key = format!(
+        "{}|{}",
+        name.as_deref().unwrap_or(""),
+        version.as_deref().unwrap_or("")
+    );
+    (name, version, key)
+}

@@ -1,0 +1,216 @@
+//! Raw trace events: the envelope and vocabulary of Codex's rollout-trace events
+//! (`codex-rs/rollout-trace/src/raw_event.rs`), extended with the facts that only
+//! OpenTelemetry carries. One event per observation; each keeps its OTLP evidence.
+
+use serde::{Deserialize, Serialize};
+
+pub const RAW_EVENT_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RawEvent {
+    pub schema_version: u32,
+    /// Contiguous per bundle, from 1, assigned by the store.
+    pub seq: u64,
+    /// When the observed thing happened (Codex's own clock), not when it was received.
+    pub wall_time_unix_ms: i64,
+    pub rollout_id: String,
+    pub thread_id: Option<String>,
+    pub codex_turn_id: Option<String>,
+    pub payload: RawEventPayload,
+    /// Where this event came from; absent for events the collector itself decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+}
+
+/// The OTLP record behind an event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Stable hash of the OTLP record: the same record sent twice is stored once.
+    pub record_id: String,
+    /// `logs`, `traces` or `metrics`.
+    pub signal: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<String>,
+    /// The payload file holding the record, and its index there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_payload: Option<RawPayloadRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RawPayloadRef {
+    pub raw_payload_id: String,
+    pub kind: String,
+    pub path: String,
+    pub index: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    Aborted,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub cache_write_input_tokens: i64,
+    pub output_tokens: i64,
+    pub reasoning_output_tokens: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_tokens: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RawEventPayload {
+    /// First event of a bundle.
+    RolloutStarted {
+        trace_id: String,
+        root_thread_id: String,
+    },
+    /// The collector closed the rollout: the Codex process exited or went idle.
+    RolloutEnded {
+        status: ExecutionStatus,
+        reason: String,
+    },
+    /// `codex.conversation_starts`: a thread (conversation) started in a Codex process.
+    ThreadStarted {
+        thread_id: String,
+        agent_path: Option<String>,
+        provider_name: Option<String>,
+        model: Option<String>,
+        originator: Option<String>,
+        service_name: Option<String>,
+        app_version: Option<String>,
+        approval_policy: Option<String>,
+        sandbox_policy: Option<String>,
+    },
+    /// The Codex process flushed its telemetry on exit.
+    ProcessExited { service_name: Option<String> },
+    /// A turn span began (`session_task.turn`, `turn/start`, `run_turn`).
+    CodexTurnStarted {
+        codex_turn_id: String,
+        thread_id: Option<String>,
+        source: String,
+    },
+    /// A turn span ended. Codex never marks failure; the reducer infers the status.
+    CodexTurnEnded {
+        codex_turn_id: String,
+        source: String,
+    },
+    /// `codex.user_prompt`.
+    UserPrompt {
+        prompt: Option<String>,
+        prompt_length: Option<i64>,
+    },
+    /// `codex.api_request`: one HTTP attempt of an inference call.
+    InferenceAttempt {
+        attempt: i64,
+        status_code: Option<i64>,
+        duration_ms: Option<i64>,
+        error_message: Option<String>,
+        upstream_request_id: Option<String>,
+        endpoint: Option<String>,
+        model: Option<String>,
+    },
+    /// `codex.sse_event` other than the completion with usage.
+    InferenceStreamEvent {
+        kind: Option<String>,
+        duration_ms: Option<i64>,
+    },
+    /// `codex.sse_event` `response.completed` with token counts.
+    InferenceCompleted {
+        usage: TokenUsage,
+        ttft_ms: Option<i64>,
+    },
+    /// A failed stream (`codex.sse_event` with `error.message`) or a
+    /// `handle_response_stream_error` span.
+    InferenceFailed {
+        error_message: Option<String>,
+        source: String,
+    },
+    /// `codex.turn_ttft`.
+    TurnTtft { duration_ms: Option<i64> },
+    /// `codex.tool_decision`.
+    ToolCallApproval {
+        tool_call_id: String,
+        tool_name: Option<String>,
+        decision: Option<String>,
+        source: Option<String>,
+    },
+    /// The tool's own span began (a span named after the tool, with `call_id`).
+    ToolCallStarted {
+        tool_call_id: String,
+        tool_name: Option<String>,
+    },
+    /// `codex.tool_result`.
+    ToolCallEnded {
+        tool_call_id: String,
+        tool_name: Option<String>,
+        success: Option<bool>,
+        duration_ms: Option<i64>,
+        arguments: Option<String>,
+        output: Option<String>,
+        output_truncated: Option<bool>,
+        mcp_server: Option<String>,
+        agent_name: Option<String>,
+    },
+    /// `unified_exec.exec_command`: the process that ran a command.
+    TerminalProcess {
+        tool_call_id: String,
+        process_id: Option<String>,
+        outcome: Option<String>,
+    },
+    /// Any other log record, kept as evidence.
+    OtelLog {
+        event_name: Option<String>,
+        scope: String,
+    },
+    /// Any other span, kept as evidence.
+    OtelSpan { name: String },
+    /// A metric, kept as evidence (Codex's metrics carry no session ids).
+    OtelMetric { name: String, points: usize },
+}
+
+impl RawEventPayload {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::RolloutStarted { .. } => "rollout_started",
+            Self::RolloutEnded { .. } => "rollout_ended",
+            Self::ThreadStarted { .. } => "thread_started",
+            Self::ProcessExited { .. } => "process_exited",
+            Self::CodexTurnStarted { .. } => "codex_turn_started",
+            Self::CodexTurnEnded { .. } => "codex_turn_ended",
+            Self::UserPrompt { .. } => "user_prompt",
+            Self::InferenceAttempt { .. } => "inference_attempt",
+            Self::InferenceStreamEvent { .. } => "inference_stream_event",
+            Self::InferenceCompleted { .. } => "inference_completed",
+            Self::InferenceFailed { .. } => "inference_failed",
+            Self::TurnTtft { .. } => "turn_ttft",
+            Self::ToolCallApproval { .. } => "tool_call_approval",
+            Self::ToolCallStarted { .. } => "tool_call_started",
+            Self::ToolCallEnded { .. } => "tool_call_ended",
+            Self::TerminalProcess { .. } => "terminal_process",
+            Self::OtelLog { .. } => "otel_log",
+            Self::OtelSpan { .. } => "otel_span",
+            Self::OtelMetric { .. } => "otel_metric",
+        }
+    }
+
+    /// Events that only keep evidence; the reducer skips them.
+    pub fn is_evidence_only(&self) -> bool {
+        matches!(
+            self,
+            Self::OtelLog { .. } | Self::OtelSpan { .. } | Self::OtelMetric { .. }
+        )
+    }
+}

@@ -1,0 +1,91 @@
+//! Timestamps. Codex leaves `time_unix_nano` unset on log records and puts the event
+//! time in the attribute `event.timestamp` (ISO-8601 UTC, milliseconds).
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fff...](Z|±HH:MM)` into Unix milliseconds.
+pub fn parse_iso8601_ms(text: &str) -> Option<i64> {
+    let b = text.trim().as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        std::str::from_utf8(b.get(range)?).ok()?.parse().ok()
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = &text.trim()[start..i];
+        let padded: String = digits.chars().chain("000".chars()).take(3).collect();
+        millis = padded.parse().ok()?;
+    }
+    let offset_minutes = match b.get(i) {
+        None | Some(b'Z') | Some(b'z') => 0,
+        Some(sign @ (b'+' | b'-')) => {
+            let h = num(i + 1..i + 3)?;
+            let m = if b.get(i + 3) == Some(&b':') {
+                num(i + 4..i + 6)?
+            } else {
+                num(i + 3..i + 5).unwrap_or(0)
+            };
+            let total = h * 60 + m;
+            if *sign == b'+' { total } else { -total }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
+    Some(seconds * 1_000 + millis)
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+pub fn nanos_to_ms(nanos: u64) -> i64 {
+    (nanos / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_codex_event_timestamps() {
+        assert_eq!(parse_iso8601_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_iso8601_ms("2026-11-22T01:47:41.009Z"),
+            Some(1_795_312_061_009)
+        );
+        assert_eq!(
+            parse_iso8601_ms("2026-11-22T02:47:41.009+01:00"),
+            Some(1_795_312_061_009)
+        );
+        assert_eq!(
+            parse_iso8601_ms("2026-11-22T01:47:41.0091234Z"),
+            Some(1_795_312_061_009)
+        );
+        assert_eq!(parse_iso8601_ms("not a time"), None);
+        assert_eq!(parse_iso8601_ms("2026-13-22T01:47:41Z"), None);
+    }
+}

@@ -1,0 +1,8 @@
+//! query: what the collector keeps, for people and programs: `list` and `show` on the
+//! command line ([`summary`], [`tree`]), the gRPC RolloutService ([`grpc`]) and an
+//! HTTP JSON API ([`http`]).
+
+pub mod grpc;
+pub mod http;
+pub mod summary;
+pub mod tree;

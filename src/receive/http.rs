@@ -1,0 +1,178 @@
+//! OTLP/HTTP: POST /v1/logs, /v1/traces and /v1/metrics with protobuf
+//! (`application/x-protobuf`) or JSON (`application/json`) bodies, optionally gzip.
+//! Errors: 400 for a body that does not decode, 413 over the size limit, 415 for
+//! another content type, 429 when the collector is busy, 503 when storage fails.
+
+use super::decode::{decode_json, decode_protobuf};
+use super::ingest::{IngestError, Ingestor, warning};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
+use prost::Message;
+use std::io::Read;
+
+pub fn router(ingestor: Ingestor) -> Router {
+    Router::new()
+        .route(
+            "/v1/logs",
+            post(|s: State<Ingestor>, r: Request| export("logs", s, r)),
+        )
+        .route(
+            "/v1/traces",
+            post(|s: State<Ingestor>, r: Request| export("traces", s, r)),
+        )
+        .route(
+            "/v1/metrics",
+            post(|s: State<Ingestor>, r: Request| export("metrics", s, r)),
+        )
+        .with_state(ingestor)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message.into(),
+    )
+        .into_response()
+}
+
+async fn export(
+    kind: &'static str,
+    State(ingestor): State<Ingestor>,
+    request: Request,
+) -> Response {
+    let headers = request.headers().clone();
+    let encoding = match content_type(&headers).as_deref() {
+        Some("application/x-protobuf") | Some("application/protobuf") => Encoding::Protobuf,
+        Some("application/json") => Encoding::Json,
+        other => {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "content type {other:?} is not supported: use application/x-protobuf or application/json"
+                ),
+            );
+        }
+    };
+    let limit = ingestor.max_message_bytes;
+    let body = match read_body(request.into_body(), &headers, limit).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let decoded = match encoding {
+        Encoding::Protobuf => decode_protobuf(kind, &body),
+        Encoding::Json => decode_json(kind, &body),
+    };
+    let request = match decoded {
+        Ok(request) => request,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match ingestor.ingest(request).await {
+        Ok(report) => success(kind, encoding, warning(&report)),
+        Err(IngestError::Busy) => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, IngestError::Busy.to_string());
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            response
+        }
+        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+/// The body, gunzipped if needed, refused with 413 past `limit` bytes either way.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Response> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is over the limit of {limit} bytes (--max-message-bytes)"),
+        )
+    };
+    let raw = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    if !gzip {
+        return Ok(raw);
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&raw[..])
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}")))?;
+    if out.len() > limit {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(out))
+}
+
+fn success(kind: &str, encoding: Encoding, warning: String) -> Response {
+    let (bytes, json) = match kind {
+        "logs" => {
+            let r = ExportLogsServiceResponse {
+                partial_success: (!warning.is_empty()).then(|| ExportLogsPartialSuccess {
+                    rejected_log_records: 0,
+                    error_message: warning.clone(),
+                }),
+            };
+            (r.encode_to_vec(), serde_json::to_vec(&r))
+        }
+        "traces" => {
+            let r = ExportTraceServiceResponse {
+                partial_success: (!warning.is_empty()).then(|| ExportTracePartialSuccess {
+                    rejected_spans: 0,
+                    error_message: warning.clone(),
+                }),
+            };
+            (r.encode_to_vec(), serde_json::to_vec(&r))
+        }
+        _ => {
+            let r = ExportMetricsServiceResponse {
+                partial_success: None,
+            };
+            (r.encode_to_vec(), serde_json::to_vec(&r))
+        }
+    };
+    match encoding {
+        Encoding::Protobuf => {
+            ([(header::CONTENT_TYPE, "application/x-protobuf")], bytes).into_response()
+        }
+        Encoding::Json => (
+            [(header::CONTENT_TYPE, "application/json")],
+            json.unwrap_or_else(|_| b"{}".to_vec()),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,102 @@
+//! The one path every receiver takes: normalize, then store durably through the
+//! collector, with a bound on requests waiting for storage (backpressure).
+
+use super::decode::ExportRequest;
+use crate::collector::{Collector, IngestReport};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Too many requests are waiting for storage: the sender should retry.
+    #[error("the collector is busy storing earlier requests; retry later")]
+    Busy,
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+/// Counters for what has been received.
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub records: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub unattributed: AtomicU64,
+    pub rejected_requests: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct Ingestor {
+    pub collector: Arc<Mutex<Collector>>,
+    permits: Arc<Semaphore>,
+    pub max_message_bytes: usize,
+    pub counters: Arc<Counters>,
+    on_stored: Arc<dyn Fn(&[String]) + Send + Sync>,
+}
+
+impl Ingestor {
+    pub fn new(
+        collector: Arc<Mutex<Collector>>,
+        max_pending_requests: usize,
+        max_message_bytes: usize,
+    ) -> Self {
+        Ingestor {
+            collector,
+            permits: Arc::new(Semaphore::new(max_pending_requests.max(1))),
+            max_message_bytes,
+            counters: Arc::new(Counters::default()),
+            on_stored: Arc::new(|_| {}),
+        }
+    }
+
+    /// Called with the rollouts each stored request touched (the exporter hooks here).
+    pub fn with_on_stored(mut self, f: impl Fn(&[String]) + Send + Sync + 'static) -> Self {
+        self.on_stored = Arc::new(f);
+        self
+    }
+
+    /// Stores a request; returns once its events are durable.
+    pub async fn ingest(&self, request: ExportRequest) -> Result<IngestReport, IngestError> {
+        let Ok(_permit) = self.permits.clone().try_acquire_owned() else {
+            self.counters
+                .rejected_requests
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(IngestError::Busy);
+        };
+        let collector = self.collector.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let records = request.normalize();
+            let mut collector = collector.lock().unwrap_or_else(|p| p.into_inner());
+            collector.ingest(records)
+        })
+        .await
+        .map_err(|e| IngestError::Storage(e.to_string()))?
+        .map_err(|e| IngestError::Storage(format!("{e:#}")))?;
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .records
+            .fetch_add(report.accepted as u64, Ordering::Relaxed);
+        self.counters
+            .duplicates
+            .fetch_add(report.duplicates as u64, Ordering::Relaxed);
+        self.counters
+            .unattributed
+            .fetch_add(report.unattributed as u64, Ordering::Relaxed);
+        (self.on_stored)(&report.rollouts_touched);
+        Ok(report)
+    }
+}
+
+/// The `partial_success.error_message` for a stored request: records kept but not
+/// tied to a session are reported as a warning (none are rejected).
+pub fn warning(report: &IngestReport) -> String {
+    if report.unattributed == 0 {
+        String::new()
+    } else {
+        format!(
+            "{} records carry no Codex conversation id (yet); kept as unattributed evidence",
+            report.unattributed
+        )
+    }
+}

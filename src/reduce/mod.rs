@@ -1,0 +1,754 @@
+//! reduce: raw events → rollout graph. Deterministic: the graph is a function of the
+//! set of events (see [`order`]), so batching, arrival order and restarts do not
+//! change it. Incremental: [`RolloutState`] keeps a rollout's events and rebuilds its
+//! graph only when asked after a change. The same code replays a bundle.
+//!
+//! One module per concern: [`turns`], [`inference`], [`tools`], [`terminal`],
+//! [`agents`]; this file joins them into the graph.
+
+pub mod agents;
+pub mod graph;
+pub mod inference;
+pub mod order;
+pub mod terminal;
+pub mod tools;
+pub mod turns;
+
+use crate::normalize::{ExecutionStatus, RawEvent, RawEventPayload as P, TokenUsage};
+use graph::*;
+use inference::{Calls, Outcome};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The events of one rollout in canonical order.
+pub struct Ctx<'a> {
+    pub events: Vec<&'a RawEvent>,
+    pub rollout_id: &'a str,
+}
+
+impl Ctx<'_> {
+    /// Sequence numbers in the graph are positions in canonical order, so they do not
+    /// depend on arrival.
+    pub fn seq(&self, index: usize) -> u64 {
+        index as u64 + 1
+    }
+
+    pub fn thread_of(&self, e: &RawEvent) -> String {
+        e.thread_id
+            .clone()
+            .unwrap_or_else(|| self.rollout_id.to_string())
+    }
+}
+
+/// A rollout's events, and its graph rebuilt on demand.
+#[derive(Default)]
+pub struct RolloutState {
+    pub rollout_id: String,
+    pub events: Vec<RawEvent>,
+    /// Every event, evidence-only ones included.
+    pub record_count: u64,
+    pub last_wall_time_unix_ms: i64,
+    cached: Option<Arc<RolloutGraph>>,
+}
+
+impl RolloutState {
+    pub fn new(rollout_id: &str) -> Self {
+        RolloutState {
+            rollout_id: rollout_id.to_string(),
+            ..Default::default()
+        }
+    }
+
+    pub fn push(&mut self, event: RawEvent) {
+        self.record_count += 1;
+        if event.payload.is_evidence_only() {
+            return;
+        }
+        self.last_wall_time_unix_ms = self.last_wall_time_unix_ms.max(event.wall_time_unix_ms);
+        self.events.push(event);
+        self.cached = None;
+    }
+
+    pub fn graph(&mut self) -> Arc<RolloutGraph> {
+        if let Some(graph) = &self.cached {
+            return graph.clone();
+        }
+        let mut graph = reduce(&self.rollout_id, &self.events);
+        graph.telemetry.record_count = self.record_count;
+        let graph = Arc::new(graph);
+        self.cached = Some(graph.clone());
+        graph
+    }
+
+    /// Whether the rollout is still open (no exit or idle close after its last event).
+    pub fn is_open(&mut self) -> bool {
+        self.graph().status == "running"
+    }
+}
+
+/// Builds the graph of one rollout from its events (any order; evidence-only events
+/// are ignored).
+pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
+    let ctx = Ctx {
+        events: order::canonical(events.iter().filter(|e| !e.payload.is_evidence_only())),
+        rollout_id,
+    };
+    let mut graph = RolloutGraph {
+        schema_version: GRAPH_SCHEMA_VERSION,
+        trace_id: format!("otel:{rollout_id}"),
+        rollout_id: rollout_id.to_string(),
+        root_thread_id: rollout_id.to_string(),
+        status: "running".into(),
+        ..Default::default()
+    };
+    graph.telemetry.event_count = ctx.events.len() as u64;
+    let closure = closure(&ctx);
+    let turns = turns::Turns::build(&ctx);
+    let calls = Calls::build(&ctx, &turns);
+    let tools = tools::build(&ctx, &turns);
+
+    // When each turn can receive nothing more: its span ended, the thread's next turn
+    // started, or the process exited / went idle after it started.
+    let turn_over: Vec<Option<(i64, u64, &str)>> = turns
+        .list
+        .iter()
+        .map(|turn| {
+            if let Some((t, s)) = turn.span_end {
+                return Some((t, s, "span"));
+            }
+            let next = turns
+                .of_thread(&turn.thread_id)
+                .map(|(_, t)| t.start)
+                .find(|start| *start > turn.start);
+            if let Some((t, s)) = next {
+                return Some((t, s, "next_turn"));
+            }
+            closure
+                .as_ref()
+                .filter(|c| c.0 >= turn.start.0)
+                .map(|c| (c.0, c.1, c.2.as_str()))
+        })
+        .collect();
+
+    // Inference calls.
+    let mut outcomes = Vec::with_capacity(calls.list.len());
+    for (n, call) in calls.list.iter().enumerate() {
+        let later_in_turn = calls.list[n + 1..]
+            .iter()
+            .any(|c| c.turn == call.turn && c.thread_id == call.thread_id);
+        let over =
+            later_in_turn || call.turn.is_some_and(|t| turn_over[t].is_some()) || closure.is_some();
+        outcomes.push(Calls::outcome(call, over));
+    }
+
+    // Tool calls, and which response asked for each.
+    let mut started_by: Vec<Option<usize>> = Vec::with_capacity(tools.len());
+    for tool in &tools {
+        let thread = tool
+            .thread_id
+            .clone()
+            .unwrap_or_else(|| rollout_id.to_string());
+        let start = tool.start();
+        let call = calls
+            .list
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                c.thread_id == thread
+                    && (tool.turn.is_none() || c.turn == tool.turn)
+                    && c.start <= start
+            })
+            .max_by_key(|(_, c)| c.start)
+            .map(|(i, _)| i);
+        started_by.push(call);
+    }
+
+    // Conversation items: only what the telemetry carries.
+    let mut items = Items::default();
+    for (i, e) in ctx.events.iter().enumerate() {
+        if let P::UserPrompt {
+            prompt: Some(text), ..
+        } = &e.payload
+            && text != "[REDACTED]"
+        {
+            let turn = turns.of_event[i].map(|t| turns.list[t].id.clone());
+            items.add(
+                &ctx.thread_of(e),
+                turn,
+                "user",
+                "message",
+                None,
+                Some(text.clone()),
+                e.wall_time_unix_ms,
+            );
+        }
+    }
+    let mut tool_items: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    for tool in &tools {
+        let thread = tool
+            .thread_id
+            .clone()
+            .unwrap_or_else(|| rollout_id.to_string());
+        let turn = tool.turn.map(|t| turns.list[t].id.clone());
+        let mut call_items = Vec::new();
+        let mut output_items = Vec::new();
+        if let Some(args) = &tool.arguments {
+            call_items.push(items.add(
+                &thread,
+                turn.clone(),
+                "assistant",
+                "function_call",
+                Some(&tool.call_id),
+                Some(args.clone()),
+                tool.start().0,
+            ));
+        }
+        if let (Some(output), Some(end)) = (&tool.output, tool.ended) {
+            output_items.push(items.add(
+                &thread,
+                turn,
+                "tool",
+                "function_call_output",
+                Some(&tool.call_id),
+                Some(output.clone()),
+                end.0,
+            ));
+        }
+        tool_items.push((call_items, output_items));
+    }
+
+    // Threads.
+    let mut thread_ids: BTreeSet<String> = ctx.events.iter().map(|e| ctx.thread_of(e)).collect();
+    thread_ids.insert(rollout_id.to_string());
+    let thread_ended = closure.as_ref().map(|c| (c.0, c.1));
+    for thread_id in &thread_ids {
+        let meta = ctx
+            .events
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| match &e.payload {
+                P::ThreadStarted {
+                    thread_id: t,
+                    model,
+                    provider_name,
+                    agent_path,
+                    ..
+                } if t == thread_id || (t.is_empty() && ctx.thread_of(e) == *thread_id) => {
+                    Some((i, model.clone(), provider_name.clone(), agent_path.clone()))
+                }
+                _ => None,
+            });
+        let first = ctx
+            .events
+            .iter()
+            .enumerate()
+            .find(|(_, e)| ctx.thread_of(e) == *thread_id);
+        let start = match (&meta, first) {
+            (Some((i, ..)), _) => (ctx.events[*i].wall_time_unix_ms, ctx.seq(*i)),
+            (None, Some((i, e))) => (e.wall_time_unix_ms, ctx.seq(i)),
+            (None, None) => (0, 0),
+        };
+        let agent_path = meta.as_ref().and_then(|m| m.3.clone()).or_else(|| {
+            tools
+                .iter()
+                .filter(|t| t.thread_id.as_deref() == Some(thread_id.as_str()))
+                .find_map(|t| t.agent_name.clone().filter(|a| a.starts_with('/')))
+        });
+        graph.threads.insert(
+            thread_id.clone(),
+            Thread {
+                thread_id: thread_id.clone(),
+                agent_path: agent_path.unwrap_or_else(|| "/root".into()),
+                nickname: None,
+                origin: AgentOrigin::Root,
+                execution: execution(
+                    start,
+                    thread_ended,
+                    if thread_ended.is_some() {
+                        ExecutionStatus::Completed
+                    } else {
+                        ExecutionStatus::Running
+                    },
+                ),
+                default_model: meta.as_ref().and_then(|m| m.1.clone()),
+                conversation_item_ids: items.of_thread(thread_id),
+                provider_name: meta.as_ref().and_then(|m| m.2.clone()),
+            },
+        );
+    }
+    let root_provider = graph
+        .threads
+        .get(rollout_id)
+        .and_then(|t| t.provider_name.clone());
+
+    for (n, call) in calls.list.iter().enumerate() {
+        let (status, end, error) = match &outcomes[n] {
+            Outcome::Completed(at) => (ExecutionStatus::Completed, Some(*at), None),
+            Outcome::Failed(at, error) => (ExecutionStatus::Failed, Some(*at), error.clone()),
+            Outcome::Running if closure.is_some() => (
+                ExecutionStatus::Aborted,
+                closure.as_ref().map(|c| (c.0, c.1)),
+                None,
+            ),
+            Outcome::Running => (ExecutionStatus::Running, None, None),
+        };
+        let thread = graph.threads.get(&call.thread_id);
+        let tool_ids: Vec<String> = tools
+            .iter()
+            .zip(&started_by)
+            .filter(|(_, by)| **by == Some(n))
+            .map(|(t, _)| t.call_id.clone())
+            .collect();
+        let completed = call
+            .completed
+            .as_ref()
+            .filter(|_| status == ExecutionStatus::Completed);
+        graph.inference_calls.insert(
+            call.id.clone(),
+            InferenceCall {
+                inference_call_id: call.id.clone(),
+                thread_id: call.thread_id.clone(),
+                codex_turn_id: call.turn.map(|t| turns.list[t].id.clone()),
+                execution: execution(call.start, end, status),
+                model: call
+                    .model
+                    .clone()
+                    .or_else(|| thread.and_then(|t| t.default_model.clone())),
+                provider_name: thread
+                    .and_then(|t| t.provider_name.clone())
+                    .or_else(|| root_provider.clone()),
+                response_id: None,
+                upstream_request_id: call
+                    .attempts
+                    .last()
+                    .and_then(|a| a.upstream_request_id.clone()),
+                request_item_ids: Vec::new(),
+                response_item_ids: Vec::new(),
+                tool_call_ids_started_by_response: tool_ids,
+                usage: completed.map(|c| c.1.clone()),
+                raw_request_payload_id: None,
+                raw_response_payload_id: None,
+                attempts: call.attempts.clone(),
+                ttft_ms: completed
+                    .and_then(|c| c.2)
+                    .or_else(|| call.first_stream_event.map(|t| t - call.start.0)),
+                error,
+                otel_span_id: call
+                    .span_key
+                    .as_ref()
+                    .and_then(|k| k.rsplit(':').next().map(str::to_string)),
+            },
+        );
+    }
+
+    // Turns: status from their last inference call.
+    for (idx, turn) in turns.list.iter().enumerate() {
+        let turn_calls: Vec<usize> = (0..calls.list.len())
+            .filter(|&n| calls.list[n].turn == Some(idx))
+            .collect();
+        let last = turn_calls
+            .last()
+            .map(|&n| (&calls.list[n], &outcomes[n], n));
+        let tools_pending = tools
+            .iter()
+            .any(|t| t.turn == Some(idx) && t.ended.is_none());
+        let asked_for_tools = |n: usize| started_by.contains(&Some(n));
+        let (status, end, closed_by) = match (last, turn_over[idx]) {
+            (Some((_, Outcome::Failed(at, _), _)), over) => (
+                ExecutionStatus::Failed,
+                Some(
+                    over.filter(|o| o.2 == "span")
+                        .map(|o| (o.0, o.1))
+                        .unwrap_or(*at),
+                ),
+                Some(over.map(|o| o.2).unwrap_or("error")),
+            ),
+            (_, Some((t, s, "span"))) => (ExecutionStatus::Completed, Some((t, s)), Some("span")),
+            (Some((_, Outcome::Completed(at), n)), _) if !asked_for_tools(n) && !tools_pending => (
+                ExecutionStatus::Completed,
+                Some(*at),
+                Some("final_response"),
+            ),
+            (_, Some((t, s, "next_turn"))) => {
+                (ExecutionStatus::Cancelled, Some((t, s)), Some("next_turn"))
+            }
+            (_, Some((t, s, reason))) => (ExecutionStatus::Aborted, Some((t, s)), Some(reason)),
+            (_, None) => (ExecutionStatus::Running, None, None),
+        };
+        let mut usage = TokenUsage::default();
+        for &n in &turn_calls {
+            if let Some(u) = &graph.inference_calls[&calls.list[n].id].usage {
+                add_usage(&mut usage, u);
+            }
+        }
+        graph.codex_turns.insert(
+            turn.id.clone(),
+            CodexTurn {
+                codex_turn_id: turn.id.clone(),
+                thread_id: turn.thread_id.clone(),
+                execution: execution(turn.start, end, status),
+                input_item_ids: items.of_turn(&turn.id, "user"),
+                usage,
+                ttft_ms: turn.ttft_ms,
+                closed_by: closed_by.map(str::to_string),
+                otel_trace_id: turn.trace_id.clone(),
+            },
+        );
+    }
+
+    // Tool calls and their terminal operations.
+    let mut sessions: BTreeMap<String, String> = BTreeMap::new(); // running session → exec op
+    for (n, tool) in tools.iter().enumerate() {
+        let thread = tool
+            .thread_id
+            .clone()
+            .unwrap_or_else(|| rollout_id.to_string());
+        let turn_closed = tool.turn.is_some_and(|t| turn_over[t].is_some()) || closure.is_some();
+        let status = match (tool.ended, tool.success) {
+            (Some(_), Some(false)) => ExecutionStatus::Failed,
+            (Some(_), _) => ExecutionStatus::Completed,
+            (None, _) if turn_closed => ExecutionStatus::Cancelled,
+            (None, _) => ExecutionStatus::Running,
+        };
+        let kind = tool.kind();
+        let mut terminal_operation_id = None;
+        if matches!(kind, ToolCallKind::ExecCommand | ToolCallKind::WriteStdin) {
+            let op = terminal_operation(tool, &kind, status, &mut sessions, &mut graph);
+            terminal_operation_id = Some(op);
+        }
+        let summary = match &terminal_operation_id {
+            Some(op) => ToolCallSummary::Terminal {
+                operation_id: op.clone(),
+            },
+            None => ToolCallSummary::Generic {
+                label: tool.tool_name.clone().unwrap_or_default(),
+                input_preview: tool.arguments.as_deref().map(|a| preview(a, 160)),
+                output_preview: tool.output.as_deref().map(|o| preview(o, 160)),
+            },
+        };
+        graph.tool_calls.insert(
+            tool.call_id.clone(),
+            ToolCall {
+                tool_call_id: tool.call_id.clone(),
+                mcp_call_id: None,
+                model_visible_call_id: Some(tool.call_id.clone()),
+                code_mode_runtime_tool_id: None,
+                thread_id: thread,
+                started_by_codex_turn_id: tool.turn.map(|t| turns.list[t].id.clone()),
+                execution: execution(tool.start(), tool.ended, status),
+                requester: Requester {
+                    kind: "model".into(),
+                },
+                kind,
+                model_visible_call_item_ids: tool_items[n].0.clone(),
+                model_visible_output_item_ids: tool_items[n].1.clone(),
+                terminal_operation_id,
+                summary,
+                raw_invocation_payload_id: None,
+                raw_result_payload_id: None,
+                raw_runtime_payload_ids: Vec::new(),
+                tool_name: tool.tool_name.clone(),
+                approval: tool.approval.clone(),
+                success: tool.success,
+                mcp_server: tool.mcp_server.clone(),
+                started_by_inference_call_id: started_by[n].map(|c| calls.list[c].id.clone()),
+            },
+        );
+    }
+
+    // Sub-agents: spawned threads and their edges.
+    for tool in &tools {
+        let parent = tool
+            .thread_id
+            .clone()
+            .unwrap_or_else(|| rollout_id.to_string());
+        if let Some(spawned) = agents::spawned_child(tool) {
+            let edge = agents::spawn_edge(&parent, tool, &spawned.child_thread_id);
+            if let Some(child) = graph.threads.get_mut(&spawned.child_thread_id) {
+                child.origin = AgentOrigin::Spawned {
+                    parent_thread_id: parent.clone(),
+                    spawned_by_tool_call_id: Some(tool.call_id.clone()),
+                };
+                child.nickname = spawned.nickname.clone();
+                graph.interaction_edges.insert(edge.edge_id.clone(), edge);
+            }
+        }
+    }
+    for tool in &tools {
+        if let Some(edge) = agents::close_edge(tool, |t| graph.threads.contains_key(t)) {
+            graph.interaction_edges.insert(edge.edge_id.clone(), edge);
+        }
+    }
+
+    graph.conversation_items = items.map;
+    for e in &ctx.events {
+        if let Some(payload) = e.evidence.as_ref().and_then(|ev| ev.raw_payload.as_ref()) {
+            graph
+                .raw_payloads
+                .entry(payload.raw_payload_id.clone())
+                .or_insert_with(|| RawPayload {
+                    raw_payload_id: payload.raw_payload_id.clone(),
+                    kind: payload.kind.clone(),
+                    path: payload.path.clone(),
+                });
+        }
+        match &e.payload {
+            P::ThreadStarted {
+                originator,
+                app_version,
+                ..
+            } => {
+                graph.telemetry.originator =
+                    graph.telemetry.originator.take().or(originator.clone());
+                graph.telemetry.codex_version =
+                    graph.telemetry.codex_version.take().or(app_version.clone());
+            }
+            P::ProcessExited { service_name } => {
+                graph.telemetry.service_name =
+                    graph.telemetry.service_name.take().or(service_name.clone());
+            }
+            _ => {}
+        }
+    }
+    graph.started_at_unix_ms = graph
+        .threads
+        .get(rollout_id)
+        .map(|t| t.execution.started_at_unix_ms)
+        .filter(|t| *t > 0);
+    if let Some(c) = &closure {
+        graph.status = "completed".into();
+        graph.ended_at_unix_ms = Some(c.0);
+        graph.telemetry.closed_by = Some(c.2.clone());
+    }
+    graph
+}
+
+/// The close of a rollout: a process exit or an idle close after its last activity.
+fn closure(ctx: &Ctx) -> Option<(i64, u64, String)> {
+    let (i, last) = ctx.events.iter().enumerate().next_back()?;
+    let reason = match &last.payload {
+        P::ProcessExited { .. } => "process_exit".to_string(),
+        P::RolloutEnded { reason, .. } => reason.clone(),
+        _ => return None,
+    };
+    // The close time is the last activity before it.
+    let end = ctx.events[..i]
+        .iter()
+        .rev()
+        .find(|e| !matches!(e.payload, P::ProcessExited { .. } | P::RolloutEnded { .. }))
+        .map(|e| e.wall_time_unix_ms)
+        .unwrap_or(last.wall_time_unix_ms);
+    Some((
+        end.max(if reason == "process_exit" {
+            last.wall_time_unix_ms
+        } else {
+            end
+        }),
+        ctx.seq(i),
+        reason,
+    ))
+}
+
+fn terminal_operation(
+    tool: &tools::ToolBuild,
+    kind: &ToolCallKind,
+    tool_status: ExecutionStatus,
+    sessions: &mut BTreeMap<String, String>,
+    graph: &mut RolloutGraph,
+) -> String {
+    let op_id = format!("terminal_operation:{}", tool.call_id);
+    let thread = tool
+        .thread_id
+        .clone()
+        .unwrap_or_else(|| graph.rollout_id.clone());
+    let parsed = tool
+        .output
+        .as_deref()
+        .map(terminal::parse_output)
+        .unwrap_or_default();
+    let start = tool.start();
+    let result = tool.output.as_ref().map(|output| TerminalResult {
+        exit_code: if *kind == ToolCallKind::ExecCommand {
+            parsed.exit_code
+        } else {
+            None
+        },
+        stdout: if *kind == ToolCallKind::ExecCommand {
+            parsed.stdout.clone()
+        } else {
+            Some(output.clone())
+        },
+        stderr: None,
+        formatted_output: None,
+        original_token_count: parsed.original_token_count,
+        chunk_id: parsed.chunk_id.clone(),
+    });
+    let (status, ended) = match (kind, parsed.exit_code, &parsed.running_session) {
+        (ToolCallKind::ExecCommand, Some(0), _) => (ExecutionStatus::Completed, tool.ended),
+        (ToolCallKind::ExecCommand, Some(_), _) => (ExecutionStatus::Failed, tool.ended),
+        (ToolCallKind::ExecCommand, None, Some(_)) => (ExecutionStatus::Running, None),
+        (_, _, _) if tool.ended.is_none() => (tool_status, None),
+        (ToolCallKind::ExecCommand, None, None) if tool_status == ExecutionStatus::Failed => {
+            (ExecutionStatus::Failed, tool.ended)
+        }
+        _ => (ExecutionStatus::Completed, tool.ended),
+    };
+    let (request, terminal_id) = match kind {
+        ToolCallKind::WriteStdin => {
+            let session = terminal::polled_session(tool);
+            let terminal_id = session
+                .as_ref()
+                .and_then(|s| sessions.get(s))
+                .map(|op| format!("terminal_session:{op}"));
+            // A poll that saw the process exit ends the exec operation that started it.
+            if let (Some(exit), Some(exec_op)) = (
+                parsed.exit_code,
+                session.as_ref().and_then(|s| sessions.get(s)),
+            ) && let Some(op) = graph.terminal_operations.get_mut(exec_op)
+                && op.execution.status == ExecutionStatus::Running
+            {
+                op.execution.status = if exit == 0 {
+                    ExecutionStatus::Completed
+                } else {
+                    ExecutionStatus::Failed
+                };
+                op.execution.ended_at_unix_ms = tool.ended.map(|e| e.0);
+                op.execution.ended_seq = tool.ended.map(|e| e.1);
+                if let Some(result) = op.result.as_mut() {
+                    result.exit_code = Some(exit);
+                    result.stdout = parsed.stdout.clone();
+                }
+            }
+            (terminal::write_stdin_request(tool), terminal_id)
+        }
+        _ => {
+            if let Some(session) = &parsed.running_session {
+                sessions.insert(session.clone(), op_id.clone());
+            }
+            (
+                terminal::exec_request(tool),
+                Some(format!("terminal_session:{op_id}")),
+            )
+        }
+    };
+    let terminal_id = terminal_id.unwrap_or_else(|| format!("terminal_session:{op_id}"));
+    let session = graph
+        .terminal_sessions
+        .entry(terminal_id.clone())
+        .or_insert_with(|| TerminalSession {
+            terminal_id: terminal_id.clone(),
+            thread_id: thread.clone(),
+            created_by_operation_id: op_id.clone(),
+            operation_ids: Vec::new(),
+            execution: execution(start, None, ExecutionStatus::Running),
+        });
+    session.operation_ids.push(op_id.clone());
+    graph.terminal_operations.insert(
+        op_id.clone(),
+        TerminalOperation {
+            operation_id: op_id.clone(),
+            terminal_id: Some(terminal_id),
+            tool_call_id: tool.call_id.clone(),
+            kind: if *kind == ToolCallKind::WriteStdin {
+                "write_stdin"
+            } else {
+                "exec_command"
+            }
+            .into(),
+            execution: execution(start, ended, status),
+            request,
+            result,
+            model_observations: Vec::new(),
+            raw_payload_ids: Vec::new(),
+        },
+    );
+    op_id
+}
+
+fn execution(start: (i64, u64), end: Option<(i64, u64)>, status: ExecutionStatus) -> Execution {
+    Execution {
+        started_at_unix_ms: start.0,
+        started_seq: start.1,
+        ended_at_unix_ms: end.map(|e| e.0),
+        ended_seq: end.map(|e| e.1),
+        status,
+    }
+}
+
+fn add_usage(total: &mut TokenUsage, u: &TokenUsage) {
+    total.input_tokens += u.input_tokens;
+    total.cached_input_tokens += u.cached_input_tokens;
+    total.cache_write_input_tokens += u.cache_write_input_tokens;
+    total.output_tokens += u.output_tokens;
+    total.reasoning_output_tokens += u.reasoning_output_tokens;
+    total.total_tokens = Some(total.total_tokens.unwrap_or(0) + u.total_tokens.unwrap_or(0));
+}
+
+/// The first line of a text, cut to `max` characters.
+pub fn preview(text: &str, max: usize) -> String {
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    if line.chars().count() <= max {
+        line.to_string()
+    } else {
+        format!("{}...", line.chars().take(max).collect::<String>())
+    }
+}
+
+#[derive(Default)]
+struct Items {
+    map: BTreeMap<String, ConversationItem>,
+    order: Vec<String>,
+}
+
+impl Items {
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        thread: &str,
+        turn: Option<String>,
+        role: &str,
+        kind: &str,
+        call_id: Option<&str>,
+        text: Option<String>,
+        at: i64,
+    ) -> String {
+        let id = format!("conversation_item:{}", self.order.len() + 1);
+        self.map.insert(
+            id.clone(),
+            ConversationItem {
+                item_id: id.clone(),
+                thread_id: thread.to_string(),
+                codex_turn_id: turn,
+                role: role.into(),
+                kind: kind.into(),
+                call_id: call_id.map(str::to_string),
+                text,
+                first_seen_at_unix_ms: at,
+            },
+        );
+        self.order.push(id.clone());
+        id
+    }
+
+    fn of_thread(&self, thread: &str) -> Vec<String> {
+        self.order
+            .iter()
+            .filter(|id| self.map[*id].thread_id == thread)
+            .cloned()
+            .collect()
+    }
+
+    fn of_turn(&self, turn: &str, role: &str) -> Vec<String> {
+        self.order
+            .iter()
+            .filter(|id| {
+                self.map[*id].codex_turn_id.as_deref() == Some(turn) && self.map[*id].role == role
+            })
+            .cloned()
+            .collect()
+    }
+}

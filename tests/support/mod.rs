@@ -1,0 +1,5 @@
+//! Shared helpers for end-to-end tests that run the real Codex CLI.
+#![allow(dead_code)]
+
+pub mod codex_cli;
+pub mod mock_responses;

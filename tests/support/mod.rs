@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod codex_cli;
+pub mod fidelity;
 pub mod mock_responses;

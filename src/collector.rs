@@ -152,32 +152,58 @@ impl Collector {
             }
         }
         report.accepted = fresh.len();
-        self.learn(&fresh);
+        self.learn(&fresh)?;
         let mut by_rollout: HashMap<String, Vec<NormalizedRecord>> = HashMap::new();
+        let mut unresolved = Vec::new();
         for record in fresh {
-            let target = match self.rollout_of(&record) {
-                Some(rollout) => rollout,
-                None if record.signal == Signal::Metrics => METRICS.to_string(),
-                None => {
-                    report.unattributed += 1;
-                    UNATTRIBUTED.to_string()
-                }
-            };
-            by_rollout.entry(target).or_default().push(record);
-        }
-        // Earlier unattributed records that this batch ties to a session.
-        let now = std::time::Instant::now();
-        let mut still_pending = Vec::new();
-        for pending in std::mem::take(&mut self.pending) {
-            match self.rollout_of(&pending.record) {
-                Some(rollout) => by_rollout.entry(rollout).or_default().push(pending.record),
-                None if now.duration_since(pending.received) < PENDING_TTL => {
-                    still_pending.push(pending)
-                }
-                None => {}
+            match self.rollout_of(&record) {
+                Some(rollout) => by_rollout.entry(rollout).or_default().push(record),
+                None if record.signal == Signal::Metrics => by_rollout
+                    .entry(METRICS.to_string())
+                    .or_default()
+                    .push(record),
+                None => unresolved.push(record),
             }
         }
-        self.pending = still_pending;
+        // Earlier unattributed records, and this batch's, that what we learned ties to a
+        // session; what those name (a turn's trace) may tie more of them.
+        let now = std::time::Instant::now();
+        loop {
+            let mut resolved = Vec::new();
+            let mut still_pending = Vec::new();
+            for pending in std::mem::take(&mut self.pending) {
+                match self.rollout_of(&pending.record) {
+                    Some(rollout) => {
+                        resolved.push(pending.record.clone());
+                        by_rollout.entry(rollout).or_default().push(pending.record);
+                    }
+                    None if now.duration_since(pending.received) < PENDING_TTL => {
+                        still_pending.push(pending)
+                    }
+                    None => {}
+                }
+            }
+            self.pending = still_pending;
+            let mut still_unresolved = Vec::new();
+            for record in std::mem::take(&mut unresolved) {
+                match self.rollout_of(&record) {
+                    Some(rollout) => {
+                        resolved.push(record.clone());
+                        by_rollout.entry(rollout).or_default().push(record);
+                    }
+                    None => still_unresolved.push(record),
+                }
+            }
+            unresolved = still_unresolved;
+            if resolved.is_empty() {
+                break;
+            }
+            self.learn(&resolved)?;
+        }
+        if !unresolved.is_empty() {
+            report.unattributed = unresolved.len();
+            by_rollout.insert(UNATTRIBUTED.to_string(), unresolved);
+        }
         let mut targets: Vec<String> = by_rollout.keys().cloned().collect();
         targets.sort();
         for rollout in targets {
@@ -198,25 +224,31 @@ impl Collector {
         Ok(report)
     }
 
-    /// Learns which conversation, trace and turn belong to which rollout.
-    fn learn(&mut self, records: &[NormalizedRecord]) {
-        // Conversations first: a record whose trace already belongs to another rollout
-        // is a sub-agent's, which lands in its parent's rollout.
+    /// Learns which conversation, trace and turn belong to which rollout. A spawned
+    /// sub-agent joins its parent's rollout; if its records came first and made a
+    /// rollout of their own, that rollout is merged into the parent's.
+    fn learn(&mut self, records: &[NormalizedRecord]) -> Result<()> {
         for record in records {
             let Some(conversation) = &record.attribution.conversation_id else {
                 continue;
             };
-            if self.conversation_to_rollout.contains_key(conversation) {
-                continue;
+            if !self.conversation_to_rollout.contains_key(conversation) {
+                self.add_conversation(conversation, conversation);
             }
-            let parent = record
-                .attribution
-                .trace_id
-                .as_ref()
-                .and_then(|t| self.trace_to_rollout.get(t))
-                .cloned();
-            let rollout = parent.unwrap_or_else(|| conversation.clone());
-            self.add_conversation(conversation, &rollout);
+        }
+        for record in records {
+            let (Some(parent), Some(child)) = (
+                &record.attribution.conversation_id,
+                &record.attribution.spawned_conversation_id,
+            ) else {
+                continue;
+            };
+            let rollout = self.conversation_to_rollout[parent].clone();
+            match self.conversation_to_rollout.get(child).cloned() {
+                None => self.add_conversation(child, &rollout),
+                Some(own) if own != rollout => self.merge(&own, &rollout)?,
+                Some(_) => {}
+            }
         }
         for record in records {
             let Some(rollout) = record
@@ -228,11 +260,6 @@ impl Collector {
             else {
                 continue;
             };
-            if let Some(child) = &record.attribution.spawned_conversation_id
-                && !self.conversation_to_rollout.contains_key(child)
-            {
-                self.add_conversation(child, &rollout);
-            }
             if let Some(trace) = &record.attribution.trace_id {
                 self.trace_to_rollout
                     .entry(trace.clone())
@@ -257,6 +284,84 @@ impl Collector {
                     .or_insert(rollout);
             }
         }
+        Ok(())
+    }
+
+    /// Moves every event of rollout `from` (a sub-agent seen before its parent's spawn
+    /// result) into rollout `into`, payload files included, then removes `from`.
+    fn merge(&mut self, from: &str, into: &str) -> Result<()> {
+        if let Some(source) = self.bundles.remove(from) {
+            self.move_bundle(source, into)?;
+        }
+        self.rollouts.remove(from);
+        self.last_received.remove(from);
+        let renamed: Vec<String> = self
+            .conversation_to_rollout
+            .iter()
+            .filter(|(_, r)| r.as_str() == from)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for conversation in renamed {
+            self.add_conversation(&conversation, into);
+        }
+        for map in [&mut self.trace_to_rollout, &mut self.turn_to_rollout] {
+            for rollout in map.values_mut() {
+                if rollout == from {
+                    *rollout = into.to_string();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn move_bundle(&mut self, source: Bundle, into: &str) -> Result<()> {
+        let events = crate::store::bundle::read_events(
+            &source
+                .dir
+                .join(crate::store::manifest::RAW_EVENT_LOG_FILE_NAME),
+        )?;
+        let target = self.bundle(into, 0)?;
+        let mut moved_payloads: HashMap<String, RawPayloadRef> = HashMap::new();
+        let mut moved = Vec::with_capacity(events.len());
+        for mut event in events {
+            if matches!(event.payload, RawEventPayload::RolloutStarted { .. }) {
+                continue;
+            }
+            if let Some(old) = event
+                .evidence
+                .as_mut()
+                .and_then(|ev| ev.raw_payload.as_mut())
+            {
+                if !moved_payloads.contains_key(&old.path) {
+                    let (id, path) = target.next_payload_ref();
+                    std::fs::copy(source.dir.join(&old.path), target.dir.join(&path))?;
+                    moved_payloads.insert(
+                        old.path.clone(),
+                        RawPayloadRef {
+                            raw_payload_id: id,
+                            kind: old.kind.clone(),
+                            path,
+                            index: 0,
+                        },
+                    );
+                }
+                let new = &moved_payloads[&old.path];
+                old.raw_payload_id = new.raw_payload_id.clone();
+                old.path = new.path.clone();
+            }
+            event.rollout_id = into.to_string();
+            moved.push(event);
+        }
+        target.append(None, &mut moved)?;
+        std::fs::remove_dir_all(&source.dir)?;
+        let state = self
+            .rollouts
+            .entry(into.to_string())
+            .or_insert_with(|| RolloutState::new(into));
+        for event in moved {
+            state.push(event);
+        }
+        Ok(())
     }
 
     fn add_conversation(&mut self, conversation: &str, rollout: &str) {

@@ -90,7 +90,10 @@ impl RolloutState {
 /// are ignored).
 pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
     let ctx = Ctx {
-        events: order::canonical(events.iter().filter(|e| !e.payload.is_evidence_only())),
+        // `rollout_started` records when the bundle was made, which depends on batching.
+        events: order::canonical(events.iter().filter(|e| {
+            !e.payload.is_evidence_only() && !matches!(e.payload, P::RolloutStarted { .. })
+        })),
         rollout_id,
     };
     let mut graph = RolloutGraph {

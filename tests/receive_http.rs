@@ -250,7 +250,10 @@ async fn json_body_is_accepted_and_answered_in_json() {
     assert!(answer.is_object(), "{answer}");
 
     let events = read_trace(dir.path(), CONVERSATION);
-    assert_eq!(payload_types(&events), vec!["rollout_started", "user_prompt"]);
+    assert_eq!(
+        payload_types(&events),
+        vec!["rollout_started", "user_prompt"]
+    );
     let e = &events[1];
     assert_eq!(e.wall_time_unix_ms, T0_MS as i64 + 57);
     let ev = e.evidence.as_ref().unwrap();
@@ -303,7 +306,11 @@ async fn wrong_content_type_is_415() {
     for content_type in [Some("text/plain"), None] {
         let reply = post(&server, "/v1/logs", content_type, false, body.clone()).await;
         assert_eq!(reply.status, 415, "{content_type:?}: {}", reply.text());
-        assert!(reply.text().contains("application/x-protobuf"), "{}", reply.text());
+        assert!(
+            reply.text().contains("application/x-protobuf"),
+            "{}",
+            reply.text()
+        );
     }
     assert!(server.collector.lock().unwrap().rollout_ids().is_empty());
     assert_good_request_succeeds(&server).await;
@@ -324,7 +331,11 @@ async fn undecodable_bodies_are_400_with_a_message() {
     )
     .await;
     assert_eq!(reply.status, 400);
-    assert!(reply.text().contains("invalid protobuf"), "{}", reply.text());
+    assert!(
+        reply.text().contains("invalid protobuf"),
+        "{}",
+        reply.text()
+    );
 
     let reply = post(
         &server,
@@ -335,7 +346,11 @@ async fn undecodable_bodies_are_400_with_a_message() {
     )
     .await;
     assert_eq!(reply.status, 400);
-    assert!(reply.text().contains("invalid OTLP/JSON"), "{}", reply.text());
+    assert!(
+        reply.text().contains("invalid OTLP/JSON"),
+        "{}",
+        reply.text()
+    );
 
     let reply = post(
         &server,
@@ -363,16 +378,38 @@ async fn body_over_the_limit_is_413_naming_the_limit() {
 
     // Over the limit as sent.
     let big = json_logs_body(CONVERSATION, &"x".repeat(2000));
-    let reply = post(&server, "/v1/logs", Some("application/json"), false, big.clone()).await;
+    let reply = post(
+        &server,
+        "/v1/logs",
+        Some("application/json"),
+        false,
+        big.clone(),
+    )
+    .await;
     assert_eq!(reply.status, 413, "{}", reply.text());
-    assert!(reply.text().contains("limit of 1024 bytes"), "{}", reply.text());
+    assert!(
+        reply.text().contains("limit of 1024 bytes"),
+        "{}",
+        reply.text()
+    );
 
     // Small gzipped, over the limit once inflated.
     let compressed = gzip(&big);
     assert!(compressed.len() < 1024);
-    let reply = post(&server, "/v1/logs", Some("application/json"), true, compressed).await;
+    let reply = post(
+        &server,
+        "/v1/logs",
+        Some("application/json"),
+        true,
+        compressed,
+    )
+    .await;
     assert_eq!(reply.status, 413, "{}", reply.text());
-    assert!(reply.text().contains("limit of 1024 bytes"), "{}", reply.text());
+    assert!(
+        reply.text().contains("limit of 1024 bytes"),
+        "{}",
+        reply.text()
+    );
 
     assert!(server.collector.lock().unwrap().rollout_ids().is_empty());
     assert_good_request_succeeds(&server).await;

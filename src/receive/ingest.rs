@@ -26,13 +26,16 @@ pub struct Counters {
     pub rejected_requests: AtomicU64,
 }
 
+/// Called with the rollouts a stored request touched.
+type OnStored = dyn Fn(&[String]) + Send + Sync;
+
 #[derive(Clone)]
 pub struct Ingestor {
     pub collector: Arc<Mutex<Collector>>,
     permits: Arc<Semaphore>,
     pub max_message_bytes: usize,
     pub counters: Arc<Counters>,
-    on_stored: Arc<dyn Fn(&[String]) + Send + Sync>,
+    on_stored: Arc<OnStored>,
 }
 
 impl Ingestor {

@@ -274,12 +274,16 @@ fn align_turns(oracle: &Value, candidate: &Value) -> Value {
     for thread in threads {
         let mut free_o: Vec<&Value> = o_turns
             .iter()
-            .filter(|(k, t)| t["thread_id"].to_string() == thread && !c_turns.contains_key(*k))
+            .filter(|(k, t)| {
+                t["thread_id"].as_str() == Some(thread.as_str()) && !c_turns.contains_key(*k)
+            })
             .map(|(_, t)| t)
             .collect();
         let mut free_c: Vec<&Value> = c_turns
             .iter()
-            .filter(|(k, t)| t["thread_id"].to_string() == thread && !o_turns.contains_key(*k))
+            .filter(|(k, t)| {
+                t["thread_id"].as_str() == Some(thread.as_str()) && !o_turns.contains_key(*k)
+            })
             .map(|(_, t)| t)
             .collect();
         free_o.sort_by_key(|t| start(t));

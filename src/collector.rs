@@ -105,6 +105,10 @@ impl Collector {
                 }
                 state.push(event);
             }
+            // The idle clock of a replayed session starts again at the restart.
+            collector
+                .last_received
+                .insert(rollout_id.clone(), std::time::Instant::now());
             collector.bundles.insert(rollout_id, bundle);
         }
         // Unattributed records not moved yet wait again for their session.

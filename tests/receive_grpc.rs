@@ -364,8 +364,6 @@ async fn undecodable_message_is_refused_and_the_server_keeps_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/receive/grpc.rs promises INVALID_ARGUMENT for undecodable input, \
-            but tonic-prost maps prost decode errors to INTERNAL; see the report"]
 async fn undecodable_message_is_invalid_argument() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(ServeConfig::ephemeral(dir.path())).await.unwrap();
@@ -446,8 +444,7 @@ async fn records_without_a_conversation_id_are_kept_as_unattributed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: outside_counts() also counts the bundle's rollout_started marker \
-            (src/collector.rs bundle() pushes it into the state); see the report"]
+#[ignore = "bug: outside_counts() is still off by one for the unattributed bundle (see the closing note)"]
 async fn outside_counts_count_only_records() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(ServeConfig::ephemeral(dir.path())).await.unwrap();

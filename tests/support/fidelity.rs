@@ -269,7 +269,7 @@ fn align_turns(oracle: &Value, candidate: &Value) -> Value {
     let mut rename = BTreeMap::new();
     let threads: std::collections::BTreeSet<String> = c_turns
         .values()
-        .map(|t| t["thread_id"].to_string())
+        .map(|t| t["thread_id"].as_str().unwrap_or("").to_string())
         .collect();
     for thread in threads {
         let mut free_o: Vec<&Value> = o_turns

@@ -1,1 +1,33 @@
 //! export: enriched, semantic spans from rollout graphs, sent on over OTLP.
+//!
+//! - [`spans`]: a pure function from a graph to the spans of its complete objects
+//!   (`invoke_agent codex` → `turn` → `chat {model}` / `execute_tool {tool}`), with
+//!   GenAI and OpenInference attributes.
+//! - [`ids`]: deterministic trace and span ids, so nothing is ever sent twice under
+//!   different ids.
+//! - [`queue`]: the bounded, durable queue in `<data_dir>/export-queue/` and the
+//!   persistent set of spans already enqueued. Default limit 256 MiB of unsent data;
+//!   when full, *new* batches are refused (counted, logged, offered again later),
+//!   queued ones are never dropped.
+//! - [`sender`]: OTLP/gRPC and OTLP/HTTP (protobuf) clients, retry classification.
+//! - [`exporter`]: [`Exporter`], the entry point: `start`, `offer`, `shutdown`.
+//!
+//! ```no_run
+//! # async fn demo(graph: rollout_collector::reduce::graph::RolloutGraph) -> anyhow::Result<()> {
+//! use rollout_collector::export::{ExportConfig, Exporter};
+//! let exporter = Exporter::start(ExportConfig::new("http://127.0.0.1:4317"), "data".as_ref())?;
+//! exporter.offer(&graph); // after every graph update; cheap, never blocks on the network
+//! exporter.shutdown(std::time::Duration::from_secs(5)).await;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod exporter;
+pub mod ids;
+pub mod queue;
+pub mod sender;
+pub mod spans;
+
+pub use config::{ExportConfig, Protocol};
+pub use exporter::{ExportStats, Exporter, OfferReport, QUEUE_DIR};
+pub use spans::{SpanOptions, build_spans, build_spans_where};

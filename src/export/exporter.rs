@@ -1,0 +1,505 @@
+//! The exporter: graphs in ([`Exporter::offer`]), OTLP out, through the durable queue.
+//!
+//! `offer` is synchronous and never waits on the network: it builds the spans of the
+//! graph's complete objects, drops those already enqueued once (the persistent
+//! sent-set), and appends the rest to the queue as batches. A background tokio task
+//! drains the queue: it merges queued batches into requests of at most
+//! `batch_max_spans` spans, sends them, and retries retryable failures for ever with
+//! deterministic exponential backoff (or the delay the server asked for), so a
+//! downstream outage only makes the queue grow. A batch is removed from the queue only
+//! once the downstream accepted it (or refused it for good: counted and logged as
+//! `dropped_spans`).
+
+use super::config::ExportConfig;
+use super::queue::{DiskQueue, QueueError, sent_key};
+use super::sender::{SendError, Transport, backoff_delay};
+use super::spans::{SpanOptions, build_spans_where, resource, scope};
+use crate::reduce::graph::RolloutGraph;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+/// The queue's folder under the data directory.
+pub const QUEUE_DIR: &str = "export-queue";
+
+/// Counters since start, plus the queue's fill.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportStats {
+    /// Spans appended to the queue.
+    pub enqueued_spans: u64,
+    /// Spans not enqueued because the queue was full (offered again later).
+    pub refused_spans: u64,
+    /// Spans the downstream accepted.
+    pub sent_spans: u64,
+    pub sent_requests: u64,
+    /// Failed attempts that will be retried.
+    pub retries: u64,
+    /// Spans the downstream refused for good (a permanent error), or unreadable.
+    pub dropped_spans: u64,
+    /// Spans the downstream reported rejected in a partial success.
+    pub rejected_spans: u64,
+    pub queue_bytes: u64,
+    pub queue_max_bytes: u64,
+    pub last_error: Option<String>,
+}
+
+/// What one [`Exporter::offer`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OfferReport {
+    /// Spans of the graph's complete objects.
+    pub complete_spans: usize,
+    /// Of those, newly enqueued.
+    pub enqueued_spans: usize,
+    /// Of those, refused (queue full or I/O error); a later offer retries them.
+    pub refused_spans: usize,
+}
+
+struct Shared {
+    queue: Mutex<DiskQueue>,
+    notify: Notify,
+    stats: watch::Sender<ExportStats>,
+    span_options: SpanOptions,
+    batch_max_spans: usize,
+    batch_max_bytes: usize,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, DiskQueue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct Exporter {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Exporter {
+    /// Opens (or creates) the queue in `<data_dir>/export-queue/` and starts the
+    /// sending task. Must be called within a tokio runtime. Fails on a bad endpoint or
+    /// headers, or if the queue cannot be opened; an unreachable endpoint is no error.
+    pub fn start(config: ExportConfig, data_dir: &Path) -> anyhow::Result<Exporter> {
+        let transport = Transport::new(&config)?;
+        let queue = DiskQueue::open(&data_dir.join(QUEUE_DIR), config.queue_max_bytes)?;
+        let stats = ExportStats {
+            queue_bytes: queue.used_bytes(),
+            queue_max_bytes: queue.max_bytes(),
+            ..ExportStats::default()
+        };
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(queue),
+            notify: Notify::new(),
+            stats: watch::Sender::new(stats),
+            span_options: config.span_options(),
+            batch_max_spans: config.batch_max_spans.max(1),
+            batch_max_bytes: config.batch_max_bytes.max(1024),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(send_loop(shared.clone(), transport, config, stop_rx));
+        Ok(Exporter {
+            shared,
+            stop,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// Enqueues the spans of `graph`'s complete objects that were never enqueued
+    /// before. Cheap when nothing is new; never waits on the downstream.
+    pub fn offer(&self, graph: &RolloutGraph) -> OfferReport {
+        let trace_id = super::ids::trace_id(&graph.rollout_id);
+        let mut queue = self.shared.queue();
+        let already_sent = std::cell::Cell::new(0usize);
+        let new = build_spans_where(graph, &self.shared.span_options, &|span_id| {
+            let sent = queue.is_sent(&sent_key(&trace_id, span_id));
+            if sent {
+                already_sent.set(already_sent.get() + 1);
+            }
+            !sent
+        });
+        let mut report = OfferReport {
+            complete_spans: already_sent.get() + new.len(),
+            ..OfferReport::default()
+        };
+        if new.is_empty() {
+            return report;
+        }
+        let total_new = new.len();
+        let mut last_error = None;
+        for chunk in chunk_spans(
+            new,
+            self.shared.batch_max_spans,
+            self.shared.batch_max_bytes,
+        ) {
+            let keys: Vec<[u8; 24]> = chunk
+                .iter()
+                .map(|s| sent_key(&s.trace_id, &s.span_id))
+                .collect();
+            let record = request_of(chunk).encode_to_vec();
+            // Enqueue first, then mark: a crash in between re-sends (same ids), never loses.
+            let result = queue.push(&record).and_then(|()| queue.mark_sent(&keys));
+            match result {
+                Ok(()) => report.enqueued_spans += keys.len(),
+                Err(e) => {
+                    if matches!(e, QueueError::Full { .. }) {
+                        tracing::warn!(rollout_id = %graph.rollout_id, error = %e,
+                            "export queue full: spans refused, will be offered again");
+                    } else {
+                        tracing::error!(rollout_id = %graph.rollout_id, error = %e,
+                            "export queue: cannot enqueue spans");
+                    }
+                    last_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        report.refused_spans = total_new - report.enqueued_spans;
+        let queue_bytes = queue.used_bytes();
+        drop(queue);
+        self.shared.stats.send_modify(|s| {
+            s.enqueued_spans += report.enqueued_spans as u64;
+            s.refused_spans += report.refused_spans as u64;
+            s.queue_bytes = queue_bytes;
+            if last_error.is_some() {
+                s.last_error = last_error;
+            }
+        });
+        if report.enqueued_spans > 0 {
+            self.shared.notify.notify_one();
+        }
+        report
+    }
+
+    pub fn stats(&self) -> ExportStats {
+        self.shared.stats.borrow().clone()
+    }
+
+    /// Follows the stats as they change (for health endpoints, or to wait in tests).
+    pub fn watch_stats(&self) -> watch::Receiver<ExportStats> {
+        self.shared.stats.subscribe()
+    }
+
+    /// Waits up to `grace` for the queue to drain, then stops the sending task. What
+    /// is still queued stays on disk and is sent after the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        let mut stats = self.watch_stats();
+        let _ = tokio::time::timeout(grace, stats.wait_for(|s| s.queue_bytes == 0)).await;
+        let _ = self.stop.send(true);
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// One request with the collector's resource and scope.
+pub fn request_of(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource()),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(scope()),
+                spans,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+fn chunk_spans(spans: Vec<Span>, max_spans: usize, max_bytes: usize) -> Vec<Vec<Span>> {
+    let mut chunks = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0;
+    for span in spans {
+        let len = span.encoded_len() + 8;
+        if !current.is_empty() && (current.len() >= max_spans || bytes + len > max_bytes) {
+            chunks.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += len;
+        current.push(span);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+fn span_count(request: &ExportTraceServiceRequest) -> usize {
+    request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum()
+}
+
+/// Adds `from` to `into`, joining equal resources and scopes.
+fn merge(into: &mut ExportTraceServiceRequest, from: ExportTraceServiceRequest) {
+    for rs in from.resource_spans {
+        let existing = into
+            .resource_spans
+            .iter_mut()
+            .find(|m| m.resource == rs.resource && m.schema_url == rs.schema_url);
+        let Some(existing) = existing else {
+            into.resource_spans.push(rs);
+            continue;
+        };
+        for ss in rs.scope_spans {
+            match existing
+                .scope_spans
+                .iter_mut()
+                .find(|m| m.scope == ss.scope && m.schema_url == ss.schema_url)
+            {
+                Some(m) => m.spans.extend(ss.spans),
+                None => existing.scope_spans.push(ss),
+            }
+        }
+    }
+}
+
+/// A request assembled from the head of the queue.
+struct Batch {
+    request: ExportTraceServiceRequest,
+    spans: usize,
+    ack: super::queue::Position,
+    /// Records that could not be decoded (skipped, counted as dropped).
+    corrupt_records: usize,
+}
+
+fn next_batch(shared: &Shared) -> Result<Option<Batch>, QueueError> {
+    let queue = shared.queue();
+    let peeked = queue.peek(shared.batch_max_spans, shared.batch_max_bytes)?;
+    drop(queue);
+    let mut batch: Option<Batch> = None;
+    for (record, position) in peeked.records {
+        let Ok(request) = ExportTraceServiceRequest::decode(record.as_slice()) else {
+            tracing::error!("export queue: undecodable record skipped");
+            match &mut batch {
+                Some(b) => {
+                    b.ack = position;
+                    b.corrupt_records += 1;
+                }
+                None => {
+                    batch = Some(Batch {
+                        request: ExportTraceServiceRequest::default(),
+                        spans: 0,
+                        ack: position,
+                        corrupt_records: 1,
+                    })
+                }
+            }
+            continue;
+        };
+        let n = span_count(&request);
+        match &mut batch {
+            Some(b) if b.spans > 0 && b.spans + n > shared.batch_max_spans => break,
+            Some(b) => {
+                merge(&mut b.request, request);
+                b.spans += n;
+                b.ack = position;
+            }
+            None => {
+                batch = Some(Batch {
+                    request,
+                    spans: n,
+                    ack: position,
+                    corrupt_records: 0,
+                })
+            }
+        }
+    }
+    Ok(batch)
+}
+
+async fn send_loop(
+    shared: Arc<Shared>,
+    mut transport: Transport,
+    config: ExportConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut attempt: u32 = 0;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        // Register interest before looking, so an offer in between is not missed.
+        let notified = shared.notify.notified();
+        let batch = {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || next_batch(&shared)).await
+        };
+        let batch = match batch {
+            Ok(Ok(batch)) => batch,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "export queue: cannot read");
+                shared
+                    .stats
+                    .send_modify(|s| s.last_error = Some(e.to_string()));
+                if wait_or_stop(&mut stop, config.max_backoff).await {
+                    return;
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "export queue: reader panicked");
+                return;
+            }
+        };
+        let Some(batch) = batch else {
+            tokio::select! {
+                _ = notified => {}
+                _ = stop.changed() => return,
+            }
+            continue;
+        };
+        if batch.spans == 0 {
+            // Only undecodable records: skip them.
+            if ack(&shared, &batch, |_| {}).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let outcome = tokio::select! {
+            r = transport.send(batch.request.clone()) => r,
+            _ = stop.changed() => return,
+        };
+        match outcome {
+            Ok(sent) => {
+                attempt = 0;
+                if sent.rejected_spans > 0 {
+                    tracing::warn!(rejected = sent.rejected_spans, message = %sent.message,
+                        "export: downstream rejected some spans");
+                }
+                let spans = batch.spans as u64;
+                let update = |s: &mut ExportStats| {
+                    s.sent_spans += spans;
+                    s.sent_requests += 1;
+                    s.rejected_spans += sent.rejected_spans.max(0) as u64;
+                };
+                if ack(&shared, &batch, update).await.is_err() {
+                    return;
+                }
+            }
+            Err(SendError::Retryable { delay, message }) => {
+                let delay = match delay {
+                    Some(d) => d.min(config.max_server_delay),
+                    None => backoff_delay(attempt, config.initial_backoff, config.max_backoff),
+                };
+                attempt = attempt.saturating_add(1);
+                tracing::warn!(error = %message, retry_in = ?delay, "export: downstream unavailable, will retry");
+                shared.stats.send_modify(|s| {
+                    s.retries += 1;
+                    s.last_error = Some(message);
+                });
+                if wait_or_stop(&mut stop, delay).await {
+                    return;
+                }
+            }
+            Err(SendError::Permanent { message }) => {
+                attempt = 0;
+                tracing::error!(error = %message, spans = batch.spans,
+                    "export: downstream refused spans for good; dropped");
+                let spans = batch.spans as u64;
+                let update = |s: &mut ExportStats| {
+                    s.dropped_spans += spans;
+                    s.last_error = Some(message);
+                };
+                if ack(&shared, &batch, update).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Removes a batch from the queue and applies `update` to the stats in the same step
+/// (so a watcher sees the queue shrink and the counters move together). Err: the
+/// queue is unusable; the task ends.
+async fn ack(
+    shared: &Arc<Shared>,
+    batch: &Batch,
+    update: impl FnOnce(&mut ExportStats),
+) -> Result<(), ()> {
+    let position = batch.ack;
+    let corrupt = batch.corrupt_records as u64;
+    let s2 = shared.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut queue = s2.queue();
+        queue.ack(position).map(|()| queue.used_bytes())
+    })
+    .await;
+    match result {
+        Ok(Ok(queue_bytes)) => {
+            shared.stats.send_modify(|s| {
+                s.queue_bytes = queue_bytes;
+                s.dropped_spans += corrupt;
+                update(s);
+            });
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "export queue: cannot record progress; export stopped");
+            shared
+                .stats
+                .send_modify(|s| s.last_error = Some(e.to_string()));
+            Err(())
+        }
+        Err(_) => Err(()),
+    }
+}
+
+/// Sleeps `delay`; true if asked to stop meanwhile.
+async fn wait_or_stop(stop: &mut watch::Receiver<bool>, delay: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => false,
+        _ = stop.changed() => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(id: u8) -> Span {
+        Span {
+            trace_id: vec![1; 16],
+            span_id: vec![id; 8],
+            name: "x".into(),
+            ..Span::default()
+        }
+    }
+
+    #[test]
+    fn chunks_by_count_and_bytes() {
+        let spans: Vec<Span> = (1..=5).map(span).collect();
+        let chunks = chunk_spans(spans.clone(), 2, usize::MAX);
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![2, 2, 1]
+        );
+        let chunks = chunk_spans(spans, 100, 1);
+        assert_eq!(chunks.len(), 5);
+    }
+
+    #[test]
+    fn merge_joins_same_resource_and_scope() {
+        let mut a = request_of(vec![span(1)]);
+        merge(&mut a, request_of(vec![span(2), span(3)]));
+        assert_eq!(a.resource_spans.len(), 1);
+        assert_eq!(a.resource_spans[0].scope_spans.len(), 1);
+        assert_eq!(span_count(&a), 3);
+    }
+}

@@ -1,0 +1,455 @@
+//! The durable, bounded export queue, in `<data_dir>/export-queue/`.
+//!
+//! Layout:
+//! - `seg-<20 digits>.q`: segment files, appended to. Each record is a 4-byte
+//!   little-endian length followed by one encoded `ExportTraceServiceRequest`.
+//!   A segment is closed once it passes [`SEGMENT_TARGET_BYTES`].
+//! - `ack`: `<segment> <offset>`, the position of the first unsent record, replaced
+//!   atomically (write + rename) after each delivered batch. Fully sent segments are
+//!   deleted.
+//! - `sent-spans`: the set of spans already enqueued, 24 bytes each (trace id + span
+//!   id), appended to. A span in it is never enqueued again, so offering the same
+//!   graph twice, after a restart or a re-import, sends nothing twice.
+//!
+//! **Limit.** The unsent records may take at most `max_bytes` (default
+//! [`DEFAULT_MAX_BYTES`], 256 MiB). **When full, new batches are refused, never the
+//! old ones dropped**: [`DiskQueue::push`] returns [`QueueError::Full`], the caller
+//! counts and logs it, and the refused spans are *not* marked sent, so the next offer
+//! of the same graph (every update, and the replay after a restart) enqueues them
+//! again once the queue has drained. Nothing already queued is lost.
+//!
+//! A torn record at the end of the last segment (a crash mid-write) is cut off when
+//! the queue is opened; it was never acknowledged to anyone, and its spans were not
+//! yet marked sent.
+
+use std::collections::{HashSet, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Default limit of unsent bytes in the queue: 256 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// A segment is closed and a new one started past this size.
+pub const SEGMENT_TARGET_BYTES: u64 = 8 * 1024 * 1024;
+/// Largest single record accepted.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+const HEADER: u64 = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("export queue full: {used} of {max} bytes used, {needed} more needed")]
+    Full { used: u64, max: u64, needed: u64 },
+    #[error("export queue record too large: {0} bytes")]
+    TooLarge(usize),
+    #[error("export queue I/O: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A position in the queue: segment number and byte offset in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub segment: u64,
+    pub offset: u64,
+}
+
+/// Records read from the head of the queue, each with the head position once it
+/// (and every record before it) is sent.
+#[derive(Debug)]
+pub struct Peeked {
+    pub records: Vec<(Vec<u8>, Position)>,
+}
+
+pub struct DiskQueue {
+    dir: PathBuf,
+    max_bytes: u64,
+    /// Segment numbers and lengths, oldest first. Never empty once opened.
+    segments: VecDeque<(u64, u64)>,
+    writer: File,
+    ack: Position,
+    sent_file: File,
+    sent: HashSet<[u8; 24]>,
+}
+
+impl DiskQueue {
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<DiskQueue, QueueError> {
+        fs::create_dir_all(dir)?;
+        let mut numbers: Vec<u64> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_prefix("seg-")?.strip_suffix(".q")?.parse().ok()
+            })
+            .collect();
+        numbers.sort_unstable();
+        let mut ack = read_ack(&dir.join("ack"))?.unwrap_or(Position {
+            segment: numbers.first().copied().unwrap_or(0),
+            offset: 0,
+        });
+        // Segments wholly before the ack position were sent.
+        for n in numbers.iter().filter(|n| **n < ack.segment) {
+            fs::remove_file(segment_path(dir, *n))?;
+        }
+        numbers.retain(|n| *n >= ack.segment);
+        if numbers.first() != Some(&ack.segment) {
+            // The acked segment is gone (fully sent); resume at the next one.
+            ack = Position {
+                segment: numbers.first().copied().unwrap_or(ack.segment),
+                offset: 0,
+            };
+        }
+        if numbers.is_empty() {
+            numbers.push(ack.segment);
+        }
+        let mut segments = VecDeque::new();
+        let last = *numbers.last().expect("not empty");
+        for n in numbers {
+            let path = segment_path(dir, n);
+            let file = OpenOptions::new()
+                .create(true)
+                .read(true)
+                .append(true)
+                .open(&path)?;
+            let len = valid_length(&path)?;
+            if len != file.metadata()?.len() {
+                if n == last {
+                    file.set_len(len)?;
+                } else {
+                    tracing::warn!(
+                        segment = n,
+                        "export queue: torn record inside a closed segment"
+                    );
+                }
+            }
+            segments.push_back((n, len));
+        }
+        let writer = OpenOptions::new()
+            .append(true)
+            .open(segment_path(dir, last))?;
+        if ack.offset > segments[0].1 {
+            ack.offset = segments[0].1;
+        }
+        let sent_path = dir.join("sent-spans");
+        let mut sent = HashSet::new();
+        if let Ok(bytes) = fs::read(&sent_path) {
+            for chunk in bytes.chunks_exact(24) {
+                sent.insert(chunk.try_into().expect("24 bytes"));
+            }
+            let whole = (bytes.len() / 24 * 24) as u64;
+            if whole != bytes.len() as u64 {
+                OpenOptions::new()
+                    .write(true)
+                    .open(&sent_path)?
+                    .set_len(whole)?;
+            }
+        }
+        let sent_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&sent_path)?;
+        Ok(DiskQueue {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            segments,
+            writer,
+            ack,
+            sent_file,
+            sent,
+        })
+    }
+
+    /// Bytes of unsent records (with their headers).
+    pub fn used_bytes(&self) -> u64 {
+        self.segments.iter().map(|(_, len)| len).sum::<u64>() - self.ack.offset
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.used_bytes() == 0
+    }
+
+    /// Appends one record durably (fsync). Refuses it when the queue would pass its limit.
+    pub fn push(&mut self, record: &[u8]) -> Result<(), QueueError> {
+        if record.len() > MAX_RECORD_BYTES {
+            return Err(QueueError::TooLarge(record.len()));
+        }
+        let needed = HEADER + record.len() as u64;
+        let used = self.used_bytes();
+        if used + needed > self.max_bytes {
+            return Err(QueueError::Full {
+                used,
+                max: self.max_bytes,
+                needed,
+            });
+        }
+        let (tail, tail_len) = *self.segments.back().expect("never empty");
+        if tail_len > 0 && tail_len + needed > SEGMENT_TARGET_BYTES {
+            let next = tail + 1;
+            let path = segment_path(&self.dir, next);
+            self.writer = OpenOptions::new().create(true).append(true).open(path)?;
+            self.segments.push_back((next, 0));
+        }
+        let mut buf = Vec::with_capacity(needed as usize);
+        buf.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        buf.extend_from_slice(record);
+        self.writer.write_all(&buf)?;
+        self.writer.sync_data()?;
+        self.segments.back_mut().expect("never empty").1 += needed;
+        Ok(())
+    }
+
+    /// Up to `max_records` records from the head (at least one if any), at most
+    /// `max_bytes` in total unless the first alone is larger.
+    pub fn peek(&self, max_records: usize, max_bytes: usize) -> Result<Peeked, QueueError> {
+        let mut records = Vec::new();
+        let mut total = 0usize;
+        let mut pos = self.ack;
+        'segments: for (n, len) in self.segments.iter().copied() {
+            if n < pos.segment {
+                continue;
+            }
+            if n > pos.segment {
+                pos = Position {
+                    segment: n,
+                    offset: 0,
+                };
+            }
+            if pos.offset >= len {
+                continue;
+            }
+            let mut file = BufReader::new(File::open(segment_path(&self.dir, n))?);
+            file.seek(SeekFrom::Start(pos.offset))?;
+            while pos.offset + HEADER <= len {
+                if records.len() >= max_records {
+                    break 'segments;
+                }
+                let mut header = [0u8; 4];
+                file.read_exact(&mut header)?;
+                let size = u32::from_le_bytes(header) as usize;
+                if !records.is_empty() && total + size > max_bytes {
+                    break 'segments;
+                }
+                let mut record = vec![0u8; size];
+                file.read_exact(&mut record)?;
+                total += size;
+                pos.offset += HEADER + size as u64;
+                records.push((record, pos));
+            }
+        }
+        Ok(Peeked { records })
+    }
+
+    /// Marks everything before `next` as sent, persists it and deletes sent segments.
+    pub fn ack(&mut self, next: Position) -> Result<(), QueueError> {
+        self.ack = next;
+        while self.segments.len() > 1 {
+            let (n, len) = self.segments[0];
+            if n < self.ack.segment || (n == self.ack.segment && self.ack.offset >= len) {
+                self.segments.pop_front();
+                if n == self.ack.segment {
+                    self.ack = Position {
+                        segment: self.segments[0].0,
+                        offset: 0,
+                    };
+                }
+                fs::remove_file(segment_path(&self.dir, n))?;
+            } else {
+                break;
+            }
+        }
+        write_ack(&self.dir, self.ack)?;
+        // An empty queue: start the tail segment afresh so it does not grow forever.
+        if self.segments.len() == 1 && self.ack.offset > 0 && self.ack.offset == self.segments[0].1
+        {
+            let next = self.segments[0].0 + 1;
+            let old = self.segments[0].0;
+            self.writer = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(segment_path(&self.dir, next))?;
+            self.segments = VecDeque::from([(next, 0)]);
+            self.ack = Position {
+                segment: next,
+                offset: 0,
+            };
+            write_ack(&self.dir, self.ack)?;
+            fs::remove_file(segment_path(&self.dir, old))?;
+        }
+        Ok(())
+    }
+
+    pub fn is_sent(&self, key: &[u8; 24]) -> bool {
+        self.sent.contains(key)
+    }
+
+    /// Records spans as enqueued, durably, so they are never enqueued again.
+    pub fn mark_sent(&mut self, keys: &[[u8; 24]]) -> Result<(), QueueError> {
+        let mut buf = Vec::with_capacity(keys.len() * 24);
+        for key in keys {
+            if self.sent.insert(*key) {
+                buf.extend_from_slice(key);
+            }
+        }
+        if !buf.is_empty() {
+            self.sent_file.write_all(&buf)?;
+            self.sent_file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    pub fn sent_count(&self) -> usize {
+        self.sent.len()
+    }
+}
+
+/// The key of a span in the sent-set.
+pub fn sent_key(trace_id: &[u8], span_id: &[u8]) -> [u8; 24] {
+    let mut key = [0u8; 24];
+    let t = trace_id.len().min(16);
+    key[..t].copy_from_slice(&trace_id[..t]);
+    let s = span_id.len().min(8);
+    key[16..16 + s].copy_from_slice(&span_id[..s]);
+    key
+}
+
+fn segment_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("seg-{n:020}.q"))
+}
+
+/// The length of the whole records at the start of a segment file.
+fn valid_length(path: &Path) -> io::Result<u64> {
+    let file_len = fs::metadata(path)?.len();
+    let mut file = BufReader::new(File::open(path)?);
+    let mut pos = 0u64;
+    loop {
+        if pos + HEADER > file_len {
+            return Ok(pos);
+        }
+        let mut header = [0u8; 4];
+        file.read_exact(&mut header)?;
+        let size = u32::from_le_bytes(header) as u64;
+        if pos + HEADER + size > file_len {
+            return Ok(pos);
+        }
+        file.seek_relative(size as i64)?;
+        pos += HEADER + size;
+    }
+}
+
+fn read_ack(path: &Path) -> io::Result<Option<Position>> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut parts = text.split_whitespace().map(|p| p.parse::<u64>());
+    match (parts.next(), parts.next()) {
+        (Some(Ok(segment)), Some(Ok(offset))) => Ok(Some(Position { segment, offset })),
+        _ => Ok(None),
+    }
+}
+
+fn write_ack(dir: &Path, pos: Position) -> io::Result<()> {
+    let tmp = dir.join("ack.tmp");
+    let mut file = File::create(&tmp)?;
+    file.write_all(format!("{} {}\n", pos.segment, pos.offset).as_bytes())?;
+    file.sync_data()?;
+    fs::rename(tmp, dir.join("ack"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bodies(p: &Peeked) -> Vec<Vec<u8>> {
+        p.records.iter().map(|(r, _)| r.clone()).collect()
+    }
+
+    #[test]
+    fn push_peek_ack_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DiskQueue::open(dir.path(), 1024).unwrap();
+        assert!(q.is_empty());
+        q.push(b"one").unwrap();
+        q.push(b"two").unwrap();
+        q.push(b"three").unwrap();
+        let p = q.peek(2, usize::MAX).unwrap();
+        assert_eq!(bodies(&p), vec![b"one".to_vec(), b"two".to_vec()]);
+        q.ack(p.records[1].1).unwrap();
+        drop(q);
+        let mut q = DiskQueue::open(dir.path(), 1024).unwrap();
+        let p = q.peek(10, usize::MAX).unwrap();
+        assert_eq!(bodies(&p), vec![b"three".to_vec()]);
+        q.ack(p.records[0].1).unwrap();
+        assert!(q.is_empty());
+        q.push(b"four").unwrap();
+        drop(q);
+        let q = DiskQueue::open(dir.path(), 1024).unwrap();
+        assert_eq!(
+            bodies(&q.peek(10, usize::MAX).unwrap()),
+            vec![b"four".to_vec()]
+        );
+    }
+
+    #[test]
+    fn full_queue_refuses_new_records_and_keeps_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DiskQueue::open(dir.path(), 24).unwrap();
+        q.push(&[1u8; 8]).unwrap();
+        q.push(&[2u8; 8]).unwrap();
+        assert!(matches!(q.push(&[3u8; 8]), Err(QueueError::Full { .. })));
+        let p = q.peek(1, usize::MAX).unwrap();
+        assert_eq!(bodies(&p), vec![vec![1u8; 8]]);
+        q.ack(p.records[0].1).unwrap();
+        q.push(&[3u8; 8]).unwrap();
+        let p = q.peek(10, usize::MAX).unwrap();
+        assert_eq!(bodies(&p), vec![vec![2u8; 8], vec![3u8; 8]]);
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_segments_roll() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = vec![7u8; (SEGMENT_TARGET_BYTES / 2) as usize];
+        let mut q = DiskQueue::open(dir.path(), u64::MAX).unwrap();
+        q.push(&big).unwrap();
+        q.push(&big).unwrap(); // rolls into a second segment
+        q.push(b"x").unwrap();
+        drop(q);
+        let last = segment_path(dir.path(), 1);
+        let mut f = OpenOptions::new().append(true).open(&last).unwrap();
+        f.write_all(&[200, 0, 0, 0, 1, 2]).unwrap(); // a torn record
+        drop(f);
+        let mut q = DiskQueue::open(dir.path(), u64::MAX).unwrap();
+        let p = q.peek(10, usize::MAX).unwrap();
+        assert_eq!(p.records.len(), 3);
+        assert_eq!(p.records[2].0, b"x".to_vec());
+        q.ack(p.records[2].1).unwrap();
+        assert!(q.is_empty());
+        let segs = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("seg-")
+            })
+            .count();
+        assert_eq!(segs, 1);
+    }
+
+    #[test]
+    fn sent_set_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = sent_key(&[1; 16], &[2; 8]);
+        let mut q = DiskQueue::open(dir.path(), 1024).unwrap();
+        assert!(!q.is_sent(&key));
+        q.mark_sent(&[key]).unwrap();
+        drop(q);
+        let q = DiskQueue::open(dir.path(), 1024).unwrap();
+        assert!(q.is_sent(&key));
+        assert_eq!(q.sent_count(), 1);
+    }
+}

@@ -218,7 +218,7 @@ impl Collector {
                     received: now,
                 }));
             }
-            self.append(&rollout, &records)?;
+            self.append(&rollout, records)?;
             if rollout != UNATTRIBUTED && rollout != METRICS {
                 self.last_received.insert(rollout.clone(), now);
                 let _ = self.changes.send(rollout.clone());
@@ -441,7 +441,7 @@ impl Collector {
         Ok(self.bundles.get_mut(rollout).expect("bundle"))
     }
 
-    fn append(&mut self, rollout: &str, records: &[NormalizedRecord]) -> Result<()> {
+    fn append(&mut self, rollout: &str, records: Vec<NormalizedRecord>) -> Result<()> {
         let started_at = records
             .iter()
             .flat_map(|r| r.events.iter().map(|e| e.wall_time_unix_ms))
@@ -454,10 +454,10 @@ impl Collector {
             records.first().map(|r| r.signal.as_str()).unwrap_or("logs")
         );
         let evidence: Vec<&serde_json::Value> = records.iter().map(|r| &r.evidence).collect();
-        let body = serde_json::to_value(&evidence)?;
+        let body = serde_json::to_vec(&evidence)?;
         let mut events = Vec::with_capacity(records.len() * 2);
-        for (index, record) in records.iter().enumerate() {
-            for pending in &record.events {
+        for (index, record) in records.into_iter().enumerate() {
+            for pending in record.events {
                 let thread_id =
                     record
                         .attribution
@@ -476,7 +476,7 @@ impl Collector {
                     rollout_id: rollout.to_string(),
                     thread_id,
                     codex_turn_id: record.attribution.turn_id.clone(),
-                    payload: pending.payload.clone(),
+                    payload: pending.payload,
                     evidence: Some(Evidence {
                         record_id: record.record_id.clone(),
                         signal: record.signal.as_str().to_string(),
@@ -498,8 +498,13 @@ impl Collector {
             .rollouts
             .entry(rollout.to_string())
             .or_insert_with(|| RolloutState::new(rollout));
+        let keeps_events = rollout != UNATTRIBUTED && rollout != METRICS;
         for event in events {
-            state.push(event);
+            if keeps_events {
+                state.push(event);
+            } else {
+                state.count(&event);
+            }
         }
         Ok(())
     }

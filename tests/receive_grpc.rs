@@ -444,7 +444,6 @@ async fn records_without_a_conversation_id_are_kept_as_unattributed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: outside_counts() is still off by one for the unattributed bundle (see the closing note)"]
 async fn outside_counts_count_only_records() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(ServeConfig::ephemeral(dir.path())).await.unwrap();

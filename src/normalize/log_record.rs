@@ -168,15 +168,14 @@ fn payload_for(event_name: Option<&str>, a: &Attributes, scope: &str, body: Opti
     }
 }
 
-/// `spawn_agent` answers `{"agent_id": "<child thread id>", "nickname": ...}`.
+/// A `spawn_agent` result names the child thread, whose records join this rollout.
 fn spawned_agent(a: &Attributes) -> Option<String> {
     if a.non_empty("event.name").as_deref() != Some("codex.tool_result")
         || a.non_empty("tool_name").as_deref() != Some("spawn_agent")
     {
         return None;
     }
-    let output: serde_json::Value = serde_json::from_str(&a.string("output")?).ok()?;
-    super::thread_id_attr(output.get("agent_id")?.as_str().map(str::to_string))
+    super::tool_output::spawned_agent(&a.string("output")?).map(|s| s.thread_id)
 }
 
 fn sse_event(a: &Attributes, duration_ms: Option<i64>) -> P {

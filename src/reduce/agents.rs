@@ -5,37 +5,18 @@
 
 use super::graph::{InteractionEdge, ToolCallKind, TraceAnchor};
 use super::tools::ToolBuild;
+use crate::normalize::tool_output::{self, SpawnedAgent};
 
-/// What a `spawn_agent` result says about the child.
-pub struct Spawned {
-    pub child_thread_id: String,
-    pub nickname: Option<String>,
-}
-
-pub fn spawned_child(tool: &ToolBuild) -> Option<Spawned> {
+pub fn spawned_child(tool: &ToolBuild) -> Option<SpawnedAgent> {
     if tool.kind() != ToolCallKind::SpawnAgent {
         return None;
     }
-    let output: serde_json::Value = serde_json::from_str(tool.output.as_deref()?).ok()?;
-    Some(Spawned {
-        child_thread_id: output
-            .get("agent_id")
-            .or_else(|| output.get("thread_id"))?
-            .as_str()?
-            .to_string(),
-        nickname: output
-            .get("nickname")
-            .and_then(|n| n.as_str())
-            .map(str::to_string),
-    })
+    tool_output::spawned_agent(tool.output.as_deref()?)
 }
 
 /// The thread a close (or another targeted agent tool) acts on.
 fn target_thread(tool: &ToolBuild) -> Option<String> {
-    let args = tool.arguments_json()?;
-    ["target", "id", "agent_id", "thread_id"]
-        .iter()
-        .find_map(|k| args.get(*k).and_then(|v| v.as_str()).map(str::to_string))
+    tool_output::agent_target(tool.arguments.as_deref()?)
 }
 
 pub fn spawn_edge(parent_thread: &str, tool: &ToolBuild, child: &str) -> InteractionEdge {

@@ -43,7 +43,7 @@ pub struct RolloutTelemetry {
     pub originator: Option<String>,
     /// Semantic events reduced.
     pub event_count: u64,
-    /// All events in the bundle, evidence-only ones included.
+    /// OTLP records stored in the bundle, the ones kept only as evidence included.
     pub record_count: u64,
     /// `process_exit` or `idle_timeout` once the collector closed the rollout.
     pub closed_by: Option<String>,

@@ -14,7 +14,7 @@ pub mod terminal;
 pub mod tools;
 pub mod turns;
 
-use crate::normalize::{ExecutionStatus, RawEvent, RawEventPayload as P, TokenUsage};
+use crate::normalize::{ExecutionStatus, RawEvent, RawEventPayload as P, TokenUsage, tool_output};
 use graph::*;
 use inference::{Calls, Outcome};
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,8 +45,10 @@ impl Ctx<'_> {
 pub struct RolloutState {
     pub rollout_id: String,
     pub events: Vec<RawEvent>,
-    /// Every event, evidence-only ones included.
+    /// OTLP records behind the events (a record may give several events, which are
+    /// always stored together).
     pub record_count: u64,
+    last_record_id: Option<String>,
     pub last_wall_time_unix_ms: i64,
     cached: Option<Arc<RolloutGraph>>,
 }
@@ -60,13 +62,24 @@ impl RolloutState {
     }
 
     pub fn push(&mut self, event: RawEvent) {
-        self.record_count += 1;
+        self.count(&event);
         if event.payload.is_evidence_only() {
             return;
         }
         self.last_wall_time_unix_ms = self.last_wall_time_unix_ms.max(event.wall_time_unix_ms);
         self.events.push(event);
         self.cached = None;
+    }
+
+    /// Counts the record behind an event without keeping the event (for the bundles
+    /// of records that belong to no session).
+    pub fn count(&mut self, event: &RawEvent) {
+        if let Some(ev) = &event.evidence
+            && self.last_record_id.as_deref() != Some(ev.record_id.as_str())
+        {
+            self.record_count += 1;
+            self.last_record_id = Some(ev.record_id.clone());
+        }
     }
 
     pub fn graph(&mut self) -> Arc<RolloutGraph> {
@@ -466,8 +479,8 @@ pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
             .clone()
             .unwrap_or_else(|| rollout_id.to_string());
         if let Some(spawned) = agents::spawned_child(tool) {
-            let edge = agents::spawn_edge(&parent, tool, &spawned.child_thread_id);
-            if let Some(child) = graph.threads.get_mut(&spawned.child_thread_id) {
+            let edge = agents::spawn_edge(&parent, tool, &spawned.thread_id);
+            if let Some(child) = graph.threads.get_mut(&spawned.thread_id) {
                 child.origin = AgentOrigin::Spawned {
                     parent_thread_id: parent.clone(),
                     spawned_by_tool_call_id: Some(tool.call_id.clone()),
@@ -567,7 +580,7 @@ fn terminal_operation(
     let parsed = tool
         .output
         .as_deref()
-        .map(terminal::parse_output)
+        .map(tool_output::parse_output)
         .unwrap_or_default();
     let start = tool.start();
     let result = tool.output.as_ref().map(|output| TerminalResult {
@@ -598,7 +611,10 @@ fn terminal_operation(
     };
     let (request, terminal_id) = match kind {
         ToolCallKind::WriteStdin => {
-            let session = terminal::polled_session(tool);
+            let session = tool
+                .arguments
+                .as_deref()
+                .and_then(tool_output::polled_session);
             let terminal_id = session
                 .as_ref()
                 .and_then(|s| sessions.get(s))

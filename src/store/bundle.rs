@@ -89,13 +89,13 @@ impl Bundle {
     /// Writes a payload file, appends the events with their sequence numbers, fsyncs.
     pub fn append(
         &mut self,
-        payload: Option<(&str, &serde_json::Value)>,
+        payload: Option<(&str, &[u8])>,
         events: &mut [RawEvent],
     ) -> Result<()> {
         if let Some((path, body)) = payload {
             let full = self.dir.join(path);
             let mut file = File::create(&full)?;
-            file.write_all(&serde_json::to_vec(body)?)?;
+            file.write_all(body)?;
             file.sync_all()?;
         }
         let mut buf = Vec::with_capacity(events.len() * 256);

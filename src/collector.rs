@@ -118,6 +118,10 @@ impl Collector {
                 continue;
             }
             let (bundle, events) = Bundle::open(&dir, special, 0)?;
+            if special == UNATTRIBUTED {
+                // Records moved to their rollout before the restart are in `seen` by now.
+                collector.pending = restore_pending(&bundle.dir, &events, &collector.seen)?;
+            }
             let state = collector
                 .rollouts
                 .entry(special.to_string())
@@ -130,10 +134,12 @@ impl Collector {
                 {
                     collector.seen.insert(id);
                 }
-                state.record_count += 1;
+                state.count(&event);
             }
             collector.bundles.insert(special.to_string(), bundle);
         }
+        // Pending records whose session became known before a crash cut the move short.
+        collector.ingest(Vec::new())?;
         Ok(collector)
     }
 
@@ -587,4 +593,68 @@ impl Collector {
         let count = |k: &str| self.rollouts.get(k).map(|s| s.record_count).unwrap_or(0);
         (count(UNATTRIBUTED), count(METRICS))
     }
+}
+
+/// Rebuilds the unattributed records still waiting for their session from the
+/// `unattributed` bundle (events plus the OTLP evidence in its payload files), leaving
+/// out those already moved to a rollout (`moved`).
+fn restore_pending(
+    bundle_dir: &std::path::Path,
+    events: &[RawEvent],
+    moved: &HashSet<u128>,
+) -> Result<Vec<Pending>> {
+    let received = std::time::Instant::now();
+    let mut payload_files: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    for event in events {
+        let Some(ev) = &event.evidence else { continue };
+        let Ok(id) = u128::from_str_radix(&ev.record_id, 16) else {
+            continue;
+        };
+        if moved.contains(&id) {
+            continue;
+        }
+        let event_of = crate::normalize::PendingEvent {
+            wall_time_unix_ms: event.wall_time_unix_ms,
+            payload: event.payload.clone(),
+        };
+        // A record's events are stored together.
+        if let Some(last) = pending.last_mut()
+            && last.record.record_id == ev.record_id
+        {
+            last.record.events.push(event_of);
+            continue;
+        }
+        let evidence = match &ev.raw_payload {
+            Some(payload) => {
+                if !payload_files.contains_key(&payload.path) {
+                    let body = std::fs::read(bundle_dir.join(&payload.path))?;
+                    payload_files.insert(payload.path.clone(), serde_json::from_slice(&body)?);
+                }
+                payload_files[&payload.path]
+                    .get(payload.index)
+                    .cloned()
+                    .unwrap_or_default()
+            }
+            None => serde_json::Value::Null,
+        };
+        pending.push(Pending {
+            record: NormalizedRecord {
+                record_id: ev.record_id.clone(),
+                signal: Signal::parse(&ev.signal).unwrap_or(Signal::Logs),
+                attribution: crate::normalize::Attribution {
+                    conversation_id: None,
+                    trace_id: ev.trace_id.clone(),
+                    span_id: ev.span_id.clone(),
+                    parent_span_id: ev.parent_span_id.clone(),
+                    turn_id: event.codex_turn_id.clone(),
+                    ..Default::default()
+                },
+                events: vec![event_of],
+                evidence,
+            },
+            received,
+        });
+    }
+    Ok(pending)
 }

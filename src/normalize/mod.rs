@@ -38,6 +38,16 @@ impl Signal {
             Signal::Metrics => "metrics",
         }
     }
+
+    /// The signal named by [`Signal::as_str`].
+    pub fn parse(name: &str) -> Option<Signal> {
+        match name {
+            "logs" => Some(Signal::Logs),
+            "traces" => Some(Signal::Traces),
+            "metrics" => Some(Signal::Metrics),
+            _ => None,
+        }
+    }
 }
 
 /// What ties a record to a rollout. `conversation_id` is decisive; the trace and turn

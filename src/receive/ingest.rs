@@ -33,6 +33,7 @@ type OnStored = dyn Fn(&[String]) + Send + Sync;
 pub struct Ingestor {
     pub collector: Arc<Mutex<Collector>>,
     permits: Arc<Semaphore>,
+    max_pending_requests: usize,
     pub max_message_bytes: usize,
     pub counters: Arc<Counters>,
     on_stored: Arc<OnStored>,
@@ -47,6 +48,7 @@ impl Ingestor {
         Ingestor {
             collector,
             permits: Arc::new(Semaphore::new(max_pending_requests.max(1))),
+            max_pending_requests: max_pending_requests.max(1),
             max_message_bytes,
             counters: Arc::new(Counters::default()),
             on_stored: Arc::new(|_| {}),
@@ -57,6 +59,11 @@ impl Ingestor {
     pub fn with_on_stored(mut self, f: impl Fn(&[String]) + Send + Sync + 'static) -> Self {
         self.on_stored = Arc::new(f);
         self
+    }
+
+    /// Requests accepted and not yet stored (each holds one of `max_pending_requests`).
+    pub fn requests_in_flight(&self) -> usize {
+        self.max_pending_requests - self.permits.available_permits()
     }
 
     /// Stores a request; returns once its events are durable.

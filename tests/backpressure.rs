@@ -8,6 +8,8 @@ use common::*;
 use rollout_collector::serve::{ServeConfig, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Holding the storage lock across awaits is the point: it keeps the first request waiting.
+#[allow(clippy::await_holding_lock)]
 async fn a_full_collector_answers_resource_exhausted_and_429_then_recovers() {
     let requests = fixture_requests("tool-call-ok");
     let dir = tempfile::tempdir().unwrap();

@@ -148,6 +148,13 @@ impl Collector {
         self.changes.subscribe()
     }
 
+    /// Whether any of `records` was never stored (a request re-sent whole is not).
+    pub fn has_new(&self, records: &[NormalizedRecord]) -> bool {
+        records.iter().any(|r| {
+            u128::from_str_radix(&r.record_id, 16).map_or(true, |id| !self.seen.contains(&id))
+        })
+    }
+
     /// Attributes, stores durably and reduces a batch of records. Returns only once
     /// every event is on disk.
     pub fn ingest(&mut self, records: Vec<NormalizedRecord>) -> Result<IngestReport> {

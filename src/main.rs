@@ -3,6 +3,8 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use rollout_collector::collector::Collector;
+use rollout_collector::export::queue::DEFAULT_MAX_BYTES as DEFAULT_QUEUE_MAX_BYTES;
+use rollout_collector::export::{ExportConfig, ForwardConfig, Protocol, SpanOptions};
 use rollout_collector::query::{summary, tree};
 use rollout_collector::receive::import;
 use rollout_collector::serve::{self, ServeConfig};
@@ -30,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Receive OTLP over gRPC and HTTP, keep and reduce it, serve queries.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Read captured OTLP (*-logs.pb, *-traces.pb, *-metrics.pb, folders of them, or
     /// OTLP/JSON lines files) through the same pipeline as `serve`.
     Import {
@@ -79,6 +81,126 @@ struct ServeArgs {
     /// Export requests waiting to be stored before new ones get RESOURCE_EXHAUSTED / 429.
     #[arg(long, default_value_t = 256)]
     max_pending_requests: usize,
+    #[command(flatten)]
+    export: ExportArgs,
+    #[command(flatten)]
+    forward: ForwardArgs,
+    /// At shutdown, seconds to wait for the export and forward queues to drain (the
+    /// rest stays queued on disk and is sent after the next start).
+    #[arg(long, default_value_t = 5)]
+    drain_timeout_secs: u64,
+}
+
+/// Re-export of enriched spans (one trace per Codex session).
+#[derive(clap::Args)]
+#[command(next_help_heading = "Export of enriched spans")]
+struct ExportArgs {
+    /// Send enriched spans there: http(s)://HOST:4317 (OTLP/gRPC) or
+    /// http(s)://HOST:4318/v1/traces (OTLP/HTTP). Off when not set.
+    #[arg(long, env = "ROLLOUT_COLLECTOR_EXPORT_ENDPOINT")]
+    export_endpoint: Option<String>,
+    /// grpc or http/protobuf. Default: http/protobuf if the endpoint has a /v1/ path
+    /// or port 4318, else grpc.
+    #[arg(long)]
+    export_protocol: Option<Protocol>,
+    /// A header (gRPC metadata) sent with every request, KEY=VALUE; repeatable.
+    #[arg(long = "export-header", value_name = "KEY=VALUE", value_parser = parse_header)]
+    export_headers: Vec<(String, String)>,
+    /// PEM file of extra root certificates for an https:// endpoint (a private CA).
+    #[arg(long)]
+    export_ca_file: Option<PathBuf>,
+    /// Gzip export requests.
+    #[arg(long)]
+    export_gzip: bool,
+    /// Put prompt text, tool arguments and tool output on the spans (off by default:
+    /// they may hold secrets). Each value is capped at --export-content-max-bytes.
+    #[arg(long)]
+    export_include_content: bool,
+    /// Cap of each content value on a span, in bytes.
+    #[arg(long, default_value_t = SpanOptions::default().content_cap_bytes)]
+    export_content_max_bytes: usize,
+    /// Limit of the durable export queue (<data-dir>/export-queue), in bytes. When
+    /// full, new spans wait in the graph and are offered again; nothing is dropped.
+    #[arg(long, default_value_t = DEFAULT_QUEUE_MAX_BYTES)]
+    export_queue_max_bytes: u64,
+}
+
+/// Pass-through of Codex's original telemetry, untouched.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Forwarding of the original telemetry")]
+struct ForwardArgs {
+    /// Also pass every accepted Export request (logs, traces, metrics) there,
+    /// untouched: http(s)://HOST:4317 (OTLP/gRPC) or http(s)://HOST:4318 (OTLP/HTTP).
+    /// Off when not set.
+    #[arg(long, env = "ROLLOUT_COLLECTOR_FORWARD_ENDPOINT")]
+    forward_endpoint: Option<String>,
+    /// grpc or http/protobuf. Default: http/protobuf if the endpoint has a /v1/ path
+    /// or port 4318, else grpc.
+    #[arg(long)]
+    forward_protocol: Option<Protocol>,
+    /// A header (gRPC metadata) sent with every request, KEY=VALUE; repeatable.
+    #[arg(long = "forward-header", value_name = "KEY=VALUE", value_parser = parse_header)]
+    forward_headers: Vec<(String, String)>,
+    /// PEM file of extra root certificates for an https:// endpoint.
+    #[arg(long)]
+    forward_ca_file: Option<PathBuf>,
+    /// Gzip forwarded requests.
+    #[arg(long)]
+    forward_gzip: bool,
+    /// Limit of the durable forward queue (<data-dir>/forward-queue), in bytes. When
+    /// full, Export requests get RESOURCE_EXHAUSTED / 429 until it drains.
+    #[arg(long, default_value_t = DEFAULT_QUEUE_MAX_BYTES)]
+    forward_queue_max_bytes: u64,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("{text:?}: expected KEY=VALUE")),
+    }
+}
+
+/// The protocol asked for, or the one the endpoint implies: OTLP/HTTP for a /v1/ path
+/// or port 4318, else OTLP/gRPC.
+fn protocol_of(endpoint: &str, asked: Option<Protocol>) -> Protocol {
+    let http_port = endpoint
+        .parse::<http::Uri>()
+        .is_ok_and(|u| u.port_u16() == Some(4318));
+    asked.unwrap_or(if endpoint.contains("/v1/") || http_port {
+        Protocol::HttpProtobuf
+    } else {
+        Protocol::Grpc
+    })
+}
+
+impl ExportArgs {
+    fn config(&self) -> Option<ExportConfig> {
+        let endpoint = self.export_endpoint.clone()?;
+        let mut config = ExportConfig::new(endpoint.clone());
+        config.to.protocol = protocol_of(&endpoint, self.export_protocol);
+        config.to.headers = self.export_headers.clone();
+        config.to.ca_file = self.export_ca_file.clone();
+        config.to.gzip = self.export_gzip;
+        config.include_content = self.export_include_content;
+        config.content_cap_bytes = self.export_content_max_bytes;
+        config.queue_max_bytes = self.export_queue_max_bytes;
+        Some(config)
+    }
+}
+
+impl ForwardArgs {
+    fn config(&self) -> Option<ForwardConfig> {
+        let endpoint = self.forward_endpoint.clone()?;
+        let mut config = ForwardConfig::new(endpoint.clone());
+        config.to.protocol = protocol_of(&endpoint, self.forward_protocol);
+        config.to.headers = self.forward_headers.clone();
+        config.to.ca_file = self.forward_ca_file.clone();
+        config.to.gzip = self.forward_gzip;
+        config.queue_max_bytes = self.forward_queue_max_bytes;
+        Some(config)
+    }
 }
 
 fn main() -> Result<()> {
@@ -104,6 +226,9 @@ fn main() -> Result<()> {
                     max_message_bytes: args.max_message_bytes,
                     idle_timeout: Duration::from_secs(args.idle_timeout_secs),
                     max_pending_requests: args.max_pending_requests,
+                    export: args.export.config(),
+                    forward: args.forward.config(),
+                    drain_timeout: Duration::from_secs(args.drain_timeout_secs),
                 };
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {

@@ -2,6 +2,7 @@
 //! OTLP/HTTP (plus the JSON query API) on another, and the idle sweeper.
 
 use crate::collector::Collector;
+use crate::export::{ExportConfig, Exporter, ForwardConfig, Forwarder, feed};
 use crate::query::grpc::RolloutQuery;
 use crate::receive::{grpc, http, ingest::Ingestor};
 use crate::store::DataDir;
@@ -20,6 +21,13 @@ pub struct ServeConfig {
     pub max_message_bytes: usize,
     pub idle_timeout: Duration,
     pub max_pending_requests: usize,
+    /// `--export-endpoint`: enriched spans go there.
+    pub export: Option<ExportConfig>,
+    /// `--forward-endpoint`: the original telemetry goes there, untouched.
+    pub forward: Option<ForwardConfig>,
+    /// At shutdown, how long to wait for the export and forward queues to drain (what
+    /// is left stays queued on disk and goes after the next start).
+    pub drain_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -32,6 +40,9 @@ impl ServeConfig {
             max_message_bytes: 16 * 1024 * 1024,
             idle_timeout: Duration::from_secs(300),
             max_pending_requests: 256,
+            export: None,
+            forward: None,
+            drain_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -41,16 +52,29 @@ pub struct Server {
     pub http_addr: SocketAddr,
     pub collector: Arc<Mutex<Collector>>,
     pub ingestor: Ingestor,
+    pub exporter: Option<Arc<Exporter>>,
+    pub forwarder: Option<Arc<Forwarder>>,
+    /// Passes the export feed made (the first offers every stored rollout).
+    pub export_passes: Option<watch::Receiver<u64>>,
+    drain_timeout: Duration,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Server {
-    /// Stops accepting, lets in-flight requests finish, and returns.
+    /// Stops accepting, lets in-flight requests finish, offers the last graph
+    /// changes, gives the export and forward queues `drain_timeout` to drain, and
+    /// returns. Nothing queued is lost: it is sent after the next start.
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+        if let Some(exporter) = &self.exporter {
+            exporter.shutdown(self.drain_timeout).await;
+        }
+        if let Some(forwarder) = &self.forwarder {
+            forwarder.shutdown(self.drain_timeout).await;
         }
         Ok(())
     }
@@ -91,11 +115,32 @@ pub async fn start(config: ServeConfig) -> Result<Server> {
             )
         })?;
     let collector = Arc::new(Mutex::new(collector));
-    let ingestor = Ingestor::new(
+    let mut ingestor = Ingestor::new(
         collector.clone(),
         config.max_pending_requests,
         config.max_message_bytes,
     );
+    let forwarder = match config.forward.clone() {
+        Some(forward) => {
+            let endpoint = forward.to.endpoint.clone();
+            let forwarder = Forwarder::start(forward, &config.data_dir.root)
+                .with_context(|| format!("--forward-endpoint {endpoint}"))?;
+            Some(Arc::new(forwarder))
+        }
+        None => None,
+    };
+    if let Some(forwarder) = &forwarder {
+        ingestor = ingestor.with_forwarder(forwarder.clone());
+    }
+    let exporter = match config.export.clone() {
+        Some(export) => {
+            let endpoint = export.to.endpoint.clone();
+            let exporter = Exporter::start(export, &config.data_dir.root)
+                .with_context(|| format!("--export-endpoint {endpoint}"))?;
+            Some(Arc::new(exporter))
+        }
+        None => None,
+    };
     let query = RolloutQuery {
         collector: collector.clone(),
     };
@@ -147,6 +192,13 @@ pub async fn start(config: ServeConfig) -> Result<Server> {
         }
     }));
 
+    let mut export_passes = None;
+    if let Some(exporter) = &exporter {
+        let (task, passes) = feed::spawn(exporter.clone(), collector.clone(), stop_rx.clone());
+        tasks.push(task);
+        export_passes = Some(passes);
+    }
+
     // Idle sweeper: closes sessions that stopped sending.
     let sweeper_collector = collector.clone();
     let idle = config.idle_timeout;
@@ -178,6 +230,10 @@ pub async fn start(config: ServeConfig) -> Result<Server> {
         http_addr,
         collector,
         ingestor,
+        exporter,
+        forwarder,
+        export_passes,
+        drain_timeout: config.drain_timeout,
         stop,
         tasks,
     })

@@ -198,10 +198,10 @@ async fn free_addr() -> SocketAddr {
 
 fn config(endpoint: String) -> ExportConfig {
     let mut config = ExportConfig::new(endpoint);
-    config.headers = vec![("authorization".to_string(), "Bearer test-token".to_string())];
+    config.to.headers = vec![("authorization".to_string(), "Bearer test-token".to_string())];
     config.initial_backoff = Duration::from_millis(10);
     config.max_backoff = Duration::from_millis(100);
-    config.timeout = Duration::from_secs(5);
+    config.to.timeout = Duration::from_secs(5);
     config
 }
 
@@ -658,10 +658,10 @@ async fn otlp_http_with_retry_and_content_opt_in() {
     let (addr, received) = http_server(1).await;
     let data = tempfile::tempdir().unwrap();
     let mut config = config(format!("http://{addr}"));
-    config.protocol = Protocol::HttpProtobuf;
+    config.to.protocol = Protocol::HttpProtobuf;
     config.include_content = true;
     config.content_cap_bytes = 6;
-    config.gzip = false;
+    config.to.gzip = false;
     let exporter = Exporter::start(config, data.path()).unwrap();
     assert_eq!(
         exporter.offer(&graph("rollout-h")).enqueued_spans,

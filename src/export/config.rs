@@ -1,40 +1,14 @@
-//! What the exporter is told: where to send, how, and what to include.
+//! What the span exporter is told: where to send, how, and what to include.
 
 use super::queue::DEFAULT_MAX_BYTES;
+use super::sender::Destination;
 use super::spans::SpanOptions;
 use std::time::Duration;
 
-/// The wire protocol of the downstream endpoint.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Protocol {
-    /// OTLP/gRPC, e.g. `http://collector:4317`.
-    #[default]
-    Grpc,
-    /// OTLP/HTTP with protobuf bodies, POSTed to `.../v1/traces` (appended to the
-    /// endpoint's path unless it already ends so), e.g. `http://collector:4318`.
-    HttpProtobuf,
-}
-
-impl std::str::FromStr for Protocol {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "grpc" => Ok(Protocol::Grpc),
-            "http" | "http/protobuf" | "http-protobuf" => Ok(Protocol::HttpProtobuf),
-            other => Err(format!(
-                "unknown export protocol {other:?} (grpc or http/protobuf)"
-            )),
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportConfig {
-    /// `http://host:port` (gRPC) or `http://host:port[/path]` (HTTP).
-    pub endpoint: String,
-    pub protocol: Protocol,
-    /// Sent with every request (gRPC metadata or HTTP headers), e.g. authorization.
-    pub headers: Vec<(String, String)>,
+    /// The downstream: endpoint, protocol, headers, TLS, gzip, timeout.
+    pub to: Destination,
     /// Put prompt text, tool arguments and output on spans. Off by default.
     pub include_content: bool,
     /// Cap of each content value, in bytes.
@@ -45,10 +19,6 @@ pub struct ExportConfig {
     pub batch_max_spans: usize,
     /// Most encoded bytes in one export request (a single larger span still goes).
     pub batch_max_bytes: usize,
-    /// Gzip request bodies.
-    pub gzip: bool,
-    /// Per-request timeout (and connect timeout).
-    pub timeout: Duration,
     /// First retry delay; doubles on every failed attempt up to `max_backoff`.
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
@@ -60,16 +30,12 @@ impl ExportConfig {
     /// Defaults for everything but the endpoint.
     pub fn new(endpoint: impl Into<String>) -> ExportConfig {
         ExportConfig {
-            endpoint: endpoint.into(),
-            protocol: Protocol::Grpc,
-            headers: Vec::new(),
+            to: Destination::new(endpoint),
             include_content: false,
             content_cap_bytes: SpanOptions::default().content_cap_bytes,
             queue_max_bytes: DEFAULT_MAX_BYTES,
             batch_max_spans: 512,
             batch_max_bytes: 2 * 1024 * 1024,
-            gzip: false,
-            timeout: Duration::from_secs(10),
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             max_server_delay: Duration::from_secs(300),

@@ -14,6 +14,7 @@ use super::config::ExportConfig;
 use super::queue::{DiskQueue, QueueError, sent_key};
 use super::sender::{SendError, Transport, backoff_delay};
 use super::spans::{SpanOptions, build_spans_where, resource, scope};
+use crate::normalize::Signal;
 use crate::reduce::graph::RolloutGraph;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -85,7 +86,7 @@ impl Exporter {
     /// sending task. Must be called within a tokio runtime. Fails on a bad endpoint or
     /// headers, or if the queue cannot be opened; an unreachable endpoint is no error.
     pub fn start(config: ExportConfig, data_dir: &Path) -> anyhow::Result<Exporter> {
-        let transport = Transport::new(&config)?;
+        let transport = Transport::new(&config.to)?;
         let queue = DiskQueue::open(&data_dir.join(QUEUE_DIR), config.queue_max_bytes)?;
         let stats = ExportStats {
             queue_bytes: queue.used_bytes(),
@@ -373,21 +374,21 @@ async fn send_loop(
             continue;
         }
         let outcome = tokio::select! {
-            r = transport.send(batch.request.clone()) => r,
+            r = transport.send(Signal::Traces, batch.request.encode_to_vec()) => r,
             _ = stop.changed() => return,
         };
         match outcome {
             Ok(sent) => {
                 attempt = 0;
-                if sent.rejected_spans > 0 {
-                    tracing::warn!(rejected = sent.rejected_spans, message = %sent.message,
+                if sent.rejected > 0 {
+                    tracing::warn!(rejected = sent.rejected, message = %sent.message,
                         "export: downstream rejected some spans");
                 }
                 let spans = batch.spans as u64;
                 let update = |s: &mut ExportStats| {
                     s.sent_spans += spans;
                     s.sent_requests += 1;
-                    s.rejected_spans += sent.rejected_spans.max(0) as u64;
+                    s.rejected_spans += sent.rejected.max(0) as u64;
                 };
                 if ack(&shared, &batch, update).await.is_err() {
                     return;

@@ -9,8 +9,12 @@
 //!   persistent set of spans already enqueued. Default limit 256 MiB of unsent data;
 //!   when full, *new* batches are refused (counted, logged, offered again later),
 //!   queued ones are never dropped.
-//! - [`sender`]: OTLP/gRPC and OTLP/HTTP (protobuf) clients, retry classification.
+//! - [`sender`]: OTLP/gRPC and OTLP/HTTP (protobuf) clients for any signal, over
+//!   http or https, and retry classification.
 //! - [`exporter`]: [`Exporter`], the entry point: `start`, `offer`, `shutdown`.
+//! - [`feed`]: follows the collector's changes and offers changed graphs (serve).
+//! - [`forward`]: [`Forwarder`], Codex's original requests passed through untouched
+//!   (`--forward-endpoint`), through a durable queue of their own.
 //!
 //! ```no_run
 //! # async fn demo(graph: rollout_collector::reduce::graph::RolloutGraph) -> anyhow::Result<()> {
@@ -23,11 +27,15 @@
 
 pub mod config;
 pub mod exporter;
+pub mod feed;
+pub mod forward;
 pub mod ids;
 pub mod queue;
 pub mod sender;
 pub mod spans;
 
-pub use config::{ExportConfig, Protocol};
+pub use config::ExportConfig;
 pub use exporter::{ExportStats, Exporter, OfferReport, QUEUE_DIR};
+pub use forward::{ForwardConfig, ForwardStats, Forwarder};
+pub use sender::{Destination, Protocol};
 pub use spans::{SpanOptions, build_spans, build_spans_where};

@@ -1,32 +1,95 @@
-//! Sends OTLP trace requests downstream: OTLP/gRPC (tonic) or OTLP/HTTP protobuf.
+//! Sends encoded OTLP Export requests (logs, traces or metrics) downstream, over
+//! OTLP/gRPC (tonic) or OTLP/HTTP with protobuf bodies (reqwest), `http://` or
+//! `https://` (TLS with the system's root certificates, plus an optional CA file).
 //!
 //! The outcome of one send is success, a retryable failure (with the server's
 //! requested delay, if any) or a permanent failure. Retrying, backoff and the queue are
-//! the business of [`super::exporter`].
+//! the business of the caller ([`super::exporter`], [`super::forward`]).
 //!
 //! - gRPC: retryable codes are those of the OTLP specification (UNAVAILABLE,
 //!   RESOURCE_EXHAUSTED, CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE,
 //!   DATA_LOSS) plus UNKNOWN (what a proxy in the way produces). A
 //!   `google.rpc.RetryInfo` in the status details sets the delay.
 //! - HTTP: 429, 502, 503 and 504 and connection failures are retryable, `Retry-After`
-//!   (seconds) sets the delay. The client is a minimal HTTP/1.1 one (one connection per
-//!   request, `http://` only), so no further dependency is needed.
-//! - `https://` needs TLS, which this build of tonic lacks: [`Transport::new`] refuses
-//!   it with a clear error.
+//!   (seconds) sets the delay.
 
-use super::config::{ExportConfig, Protocol};
+use crate::normalize::Signal;
 use flate2::{Compression, write::GzEncoder};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse, trace_service_client::TraceServiceClient,
+use opentelemetry_proto::tonic::collector::{
+    logs::v1::{
+        ExportLogsServiceRequest, ExportLogsServiceResponse, logs_service_client::LogsServiceClient,
+    },
+    metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+        metrics_service_client::MetricsServiceClient,
+    },
+    trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_client::TraceServiceClient,
+    },
 };
 use prost::Message;
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::codec::CompressionEncoding;
 use tonic::codegen::http::Uri;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+/// The wire protocol of a downstream endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/gRPC, e.g. `http://collector:4317`.
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies, POSTed to `<endpoint>/v1/{logs,traces,metrics}`
+    /// (an endpoint already ending in `/v1/<signal>` is taken as the path for that
+    /// signal), e.g. `http://collector:4318`.
+    HttpProtobuf,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "grpc" => Ok(Protocol::Grpc),
+            "http" | "http/protobuf" | "http-protobuf" => Ok(Protocol::HttpProtobuf),
+            other => Err(format!(
+                "unknown protocol {other:?} (grpc or http/protobuf)"
+            )),
+        }
+    }
+}
+
+/// Where and how to send: shared by the span exporter and the forwarder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    /// `http(s)://host:port[/path]`.
+    pub endpoint: String,
+    pub protocol: Protocol,
+    /// Sent with every request (gRPC metadata or HTTP headers), e.g. authorization.
+    pub headers: Vec<(String, String)>,
+    /// PEM file of extra root certificates for `https://` (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// Gzip request bodies.
+    pub gzip: bool,
+    /// Per-request timeout (and connect timeout).
+    pub timeout: Duration,
+}
+
+impl Destination {
+    pub fn new(endpoint: impl Into<String>) -> Destination {
+        Destination {
+            endpoint: endpoint.into(),
+            protocol: Protocol::Grpc,
+            headers: Vec::new(),
+            ca_file: None,
+            gzip: false,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 /// Why a send failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,143 +112,262 @@ impl std::fmt::Display for SendError {
     }
 }
 
-/// A successful send: spans the server said it rejected (OTLP partial success).
+/// A successful send: items (spans, log records, data points) the server said it
+/// rejected (OTLP partial success).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sent {
-    pub rejected_spans: i64,
+    pub rejected: i64,
     pub message: String,
 }
 
 pub enum Transport {
     Grpc {
-        client: TraceServiceClient<Channel>,
+        channel: Channel,
         metadata: MetadataMap,
+        gzip: bool,
         timeout: Duration,
     },
     Http(HttpTarget),
 }
 
 pub struct HttpTarget {
-    host: String,
-    port: u16,
-    authority: String,
-    path: String,
-    headers: Vec<(String, String)>,
+    client: reqwest::Client,
+    /// The endpoint without a trailing `/v1/<signal>`.
+    base: String,
+    /// The signal whose full path the endpoint named, if it did.
+    named: Option<(Signal, String)>,
+    headers: reqwest::header::HeaderMap,
     gzip: bool,
-    timeout: Duration,
+}
+
+impl HttpTarget {
+    /// The URL a signal is POSTed to.
+    pub fn url(&self, signal: Signal) -> String {
+        match &self.named {
+            Some((named, url)) if *named == signal => url.clone(),
+            _ => format!("{}/v1/{}", self.base, signal.as_str()),
+        }
+    }
 }
 
 impl Transport {
-    /// Checks the configuration and prepares the client; connects lazily, so a
+    /// Checks the destination and prepares the client; connects lazily, so a
     /// downstream that is not up yet is not an error here.
-    pub fn new(config: &ExportConfig) -> anyhow::Result<Transport> {
-        let uri: Uri = config
+    pub fn new(to: &Destination) -> anyhow::Result<Transport> {
+        let uri: Uri = to
             .endpoint
             .parse()
-            .map_err(|e| anyhow::anyhow!("export endpoint {:?}: {e}", config.endpoint))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => anyhow::bail!(
-                "export endpoint {}: https needs TLS, which this build lacks \
-                 (tonic features tls-ring + tls-native-roots)",
-                config.endpoint
-            ),
+            .map_err(|e| anyhow::anyhow!("endpoint {:?}: {e}", to.endpoint))?;
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
             _ => anyhow::bail!(
-                "export endpoint {}: expected http://HOST:PORT",
-                config.endpoint
+                "endpoint {}: expected http://HOST:PORT or https://HOST:PORT",
+                to.endpoint
             ),
+        };
+        if uri.host().is_none() {
+            anyhow::bail!("endpoint {}: no host", to.endpoint);
         }
-        let host = uri
-            .host()
-            .ok_or_else(|| anyhow::anyhow!("export endpoint has no host"))?;
-        match config.protocol {
+        let ca = match &to.ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("CA file {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        match to.protocol {
             Protocol::Grpc => {
-                let channel = Endpoint::from_shared(config.endpoint.clone())?
-                    .connect_timeout(config.timeout)
-                    .connect_lazy();
-                let mut client =
-                    TraceServiceClient::new(channel).max_decoding_message_size(4 * 1024 * 1024);
-                if config.gzip {
-                    client = client.send_compressed(CompressionEncoding::Gzip);
+                let mut endpoint = Endpoint::from_shared(to.endpoint.clone())?
+                    .connect_timeout(to.timeout)
+                    .tcp_nodelay(true);
+                if tls {
+                    let mut config = ClientTlsConfig::new().with_native_roots();
+                    if let Some(pem) = &ca {
+                        config = config.ca_certificate(Certificate::from_pem(pem));
+                    }
+                    endpoint = endpoint
+                        .tls_config(config)
+                        .map_err(|e| anyhow::anyhow!("endpoint {}: TLS: {e}", to.endpoint))?;
                 }
                 let mut metadata = MetadataMap::new();
-                for (key, value) in &config.headers {
+                for (key, value) in &to.headers {
                     let key = MetadataKey::from_bytes(key.to_ascii_lowercase().as_bytes())
-                        .map_err(|e| anyhow::anyhow!("export header {key:?}: {e}"))?;
+                        .map_err(|e| anyhow::anyhow!("header {key:?}: {e}"))?;
                     let value = MetadataValue::try_from(value.as_str())
-                        .map_err(|e| anyhow::anyhow!("export header value for {key:?}: {e}"))?;
+                        .map_err(|e| anyhow::anyhow!("header value for {key:?}: {e}"))?;
                     metadata.insert(key, value);
                 }
                 Ok(Transport::Grpc {
-                    client,
+                    channel: endpoint.connect_lazy(),
                     metadata,
-                    timeout: config.timeout,
+                    gzip: to.gzip,
+                    timeout: to.timeout,
                 })
             }
             Protocol::HttpProtobuf => {
-                let port = uri.port_u16().unwrap_or(80);
-                let mut path = uri.path().trim_end_matches('/').to_string();
-                if !path.ends_with("/v1/traces") {
-                    path.push_str("/v1/traces");
+                let mut headers = reqwest::header::HeaderMap::new();
+                for (key, value) in &to.headers {
+                    let name = reqwest::header::HeaderName::from_bytes(key.as_bytes())
+                        .map_err(|e| anyhow::anyhow!("header {key:?}: {e}"))?;
+                    let value = reqwest::header::HeaderValue::from_str(value)
+                        .map_err(|e| anyhow::anyhow!("header value for {key:?}: {e}"))?;
+                    headers.insert(name, value);
                 }
-                for (key, value) in &config.headers {
-                    let bad = |s: &str| s.is_empty() || s.bytes().any(|b| b == b'\r' || b == b'\n');
-                    if bad(key)
-                        || key.contains(':')
-                        || value.bytes().any(|b| b == b'\r' || b == b'\n')
+                let mut client = reqwest::Client::builder()
+                    .timeout(to.timeout)
+                    .connect_timeout(to.timeout)
+                    .tcp_nodelay(true)
+                    .user_agent(concat!("rollout-collector/", env!("CARGO_PKG_VERSION")));
+                if let Some(pem) = &ca {
+                    for cert in reqwest::Certificate::from_pem_bundle(pem)
+                        .map_err(|e| anyhow::anyhow!("CA file: {e}"))?
                     {
-                        anyhow::bail!("export header {key:?}: not a valid HTTP header");
+                        client = client.add_root_certificate(cert);
+                    }
+                }
+                let client = client
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("endpoint {}: {e}", to.endpoint))?;
+                let trimmed = to.endpoint.trim_end_matches('/');
+                let mut base = trimmed.to_string();
+                let mut named = None;
+                for signal in [Signal::Logs, Signal::Traces, Signal::Metrics] {
+                    if let Some(stripped) =
+                        trimmed.strip_suffix(&format!("/v1/{}", signal.as_str()))
+                    {
+                        base = stripped.to_string();
+                        named = Some((signal, trimmed.to_string()));
                     }
                 }
                 Ok(Transport::Http(HttpTarget {
-                    host: host
-                        .trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .to_string(),
-                    port,
-                    authority: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
-                    path,
-                    headers: config.headers.clone(),
-                    gzip: config.gzip,
-                    timeout: config.timeout,
+                    client,
+                    base,
+                    named,
+                    headers,
+                    gzip: to.gzip,
                 }))
             }
         }
     }
 
-    pub async fn send(&mut self, request: ExportTraceServiceRequest) -> Result<Sent, SendError> {
+    /// Sends one encoded Export request of `signal`.
+    pub async fn send(&mut self, signal: Signal, body: Vec<u8>) -> Result<Sent, SendError> {
         match self {
             Transport::Grpc {
-                client,
+                channel,
                 metadata,
+                gzip,
                 timeout,
             } => {
-                let mut req = tonic::Request::new(request);
-                *req.metadata_mut() = metadata.clone();
-                req.set_timeout(*timeout);
-                let call = client.export(req);
+                let call = grpc_export(channel.clone(), metadata, *gzip, *timeout, signal, &body);
                 match tokio::time::timeout(*timeout + Duration::from_secs(1), call).await {
                     Err(_) => Err(SendError::Retryable {
                         delay: None,
                         message: "gRPC export timed out".to_string(),
                     }),
-                    Ok(Ok(response)) => Ok(sent_of(response.into_inner())),
-                    Ok(Err(status)) => Err(classify_grpc(&status)),
+                    Ok(result) => result,
                 }
             }
-            Transport::Http(target) => target.send(request).await,
+            Transport::Http(target) => target.send(signal, body).await,
         }
     }
 }
 
-fn sent_of(response: ExportTraceServiceResponse) -> Sent {
-    match response.partial_success {
-        Some(p) => Sent {
-            rejected_spans: p.rejected_spans,
-            message: p.error_message,
-        },
-        None => Sent::default(),
+fn request<T>(message: T, metadata: &MetadataMap, timeout: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    *request.metadata_mut() = metadata.clone();
+    request.set_timeout(timeout);
+    request
+}
+
+fn undecodable(signal: Signal, e: prost::DecodeError) -> SendError {
+    SendError::Permanent {
+        message: format!("queued {} request does not decode: {e}", signal.as_str()),
     }
+}
+
+async fn grpc_export(
+    channel: Channel,
+    metadata: &MetadataMap,
+    gzip: bool,
+    timeout: Duration,
+    signal: Signal,
+    body: &[u8],
+) -> Result<Sent, SendError> {
+    let compression = gzip.then_some(CompressionEncoding::Gzip);
+    let sent = match signal {
+        Signal::Logs => {
+            let message =
+                ExportLogsServiceRequest::decode(body).map_err(|e| undecodable(signal, e))?;
+            let mut client = LogsServiceClient::new(channel);
+            if let Some(c) = compression {
+                client = client.send_compressed(c);
+            }
+            let response = client.export(request(message, metadata, timeout)).await;
+            response.map(|r| logs_sent(r.into_inner()))
+        }
+        Signal::Traces => {
+            let message =
+                ExportTraceServiceRequest::decode(body).map_err(|e| undecodable(signal, e))?;
+            let mut client = TraceServiceClient::new(channel);
+            if let Some(c) = compression {
+                client = client.send_compressed(c);
+            }
+            let response = client.export(request(message, metadata, timeout)).await;
+            response.map(|r| traces_sent(r.into_inner()))
+        }
+        Signal::Metrics => {
+            let message =
+                ExportMetricsServiceRequest::decode(body).map_err(|e| undecodable(signal, e))?;
+            let mut client = MetricsServiceClient::new(channel);
+            if let Some(c) = compression {
+                client = client.send_compressed(c);
+            }
+            let response = client.export(request(message, metadata, timeout)).await;
+            response.map(|r| metrics_sent(r.into_inner()))
+        }
+    };
+    sent.map_err(|status| classify_grpc(&status))
+}
+
+fn logs_sent(response: ExportLogsServiceResponse) -> Sent {
+    response
+        .partial_success
+        .map(|p| Sent {
+            rejected: p.rejected_log_records,
+            message: p.error_message,
+        })
+        .unwrap_or_default()
+}
+
+fn traces_sent(response: ExportTraceServiceResponse) -> Sent {
+    response
+        .partial_success
+        .map(|p| Sent {
+            rejected: p.rejected_spans,
+            message: p.error_message,
+        })
+        .unwrap_or_default()
+}
+
+fn metrics_sent(response: ExportMetricsServiceResponse) -> Sent {
+    response
+        .partial_success
+        .map(|p| Sent {
+            rejected: p.rejected_data_points,
+            message: p.error_message,
+        })
+        .unwrap_or_default()
+}
+
+fn http_sent(signal: Signal, body: &[u8]) -> Sent {
+    match signal {
+        Signal::Logs => ExportLogsServiceResponse::decode(body).map(logs_sent),
+        Signal::Traces => ExportTraceServiceResponse::decode(body).map(traces_sent),
+        Signal::Metrics => ExportMetricsServiceResponse::decode(body).map(metrics_sent),
+    }
+    .unwrap_or_default()
 }
 
 /// Sorts a gRPC status into retryable or permanent, reading `RetryInfo`.
@@ -264,130 +446,50 @@ pub fn retry_info_details(code: i32, message: &str, delay: Duration) -> Vec<u8> 
 }
 
 impl HttpTarget {
-    async fn send(&self, request: ExportTraceServiceRequest) -> Result<Sent, SendError> {
-        let mut body = request.encode_to_vec();
+    async fn send(&self, signal: Signal, mut body: Vec<u8>) -> Result<Sent, SendError> {
+        let mut request = self
+            .client
+            .post(self.url(signal))
+            .headers(self.headers.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf");
         if self.gzip {
             let mut enc = GzEncoder::new(Vec::new(), Compression::default());
-            enc.write_all(&body)
+            body = enc
+                .write_all(&body)
                 .and_then(|_| enc.finish())
-                .map(|b| body = b)
                 .map_err(|e| SendError::Permanent {
                     message: format!("gzip: {e}"),
                 })?;
+            request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
         }
-        let exchange = self.exchange(&body);
-        let (status, headers, body) = match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => {
-                return Err(SendError::Retryable {
-                    delay: None,
-                    message: "OTLP/HTTP export timed out".to_string(),
-                });
-            }
-            Ok(Err(e)) => {
-                return Err(SendError::Retryable {
-                    delay: None,
-                    message: format!("OTLP/HTTP: {e}"),
-                });
-            }
-            Ok(Ok(r)) => r,
-        };
-        let message = format!("OTLP/HTTP status {status}");
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SendError::Retryable {
+                delay: None,
+                message: format!("OTLP/HTTP: {e}"),
+            })?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response.bytes().await.unwrap_or_default();
+        let message = format!(
+            "OTLP/HTTP status {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        );
         match status {
-            200..=299 => Ok(ExportTraceServiceResponse::decode(body.as_slice())
-                .map(sent_of)
-                .unwrap_or_default()),
-            429 | 502 | 503 | 504 => {
-                let delay = header(&headers, "retry-after")
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                Err(SendError::Retryable { delay, message })
-            }
+            200..=299 => Ok(http_sent(signal, &body)),
+            429 | 502 | 503 | 504 => Err(SendError::Retryable {
+                delay: retry_after,
+                message,
+            }),
             _ => Err(SendError::Permanent { message }),
         }
-    }
-
-    /// One HTTP/1.1 request on a fresh connection; returns status, headers and body.
-    async fn exchange(&self, body: &[u8]) -> std::io::Result<HttpResponse> {
-        let mut stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
-        let mut head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\n\
-             Content-Length: {}\r\nConnection: close\r\nUser-Agent: rollout-collector/{}\r\n",
-            self.path,
-            self.authority,
-            body.len(),
-            env!("CARGO_PKG_VERSION")
-        );
-        if self.gzip {
-            head.push_str("Content-Encoding: gzip\r\n");
-        }
-        for (key, value) in &self.headers {
-            head.push_str(&format!("{key}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body).await?;
-        stream.flush().await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        parse_response(&response)
-    }
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-fn invalid(msg: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_string())
-}
-
-/// Status, headers and body of an HTTP response.
-type HttpResponse = (u16, Vec<(String, String)>, Vec<u8>);
-
-/// Parses a whole HTTP/1.1 response (the connection was closed after it).
-fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| invalid("no HTTP head"))?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| invalid("HTTP head not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| invalid("bad HTTP status line"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[end + 4..].to_vec();
-    if header(&headers, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        body = dechunk(&body).ok_or_else(|| invalid("bad chunked body"))?;
-    } else if let Some(len) =
-        header(&headers, "content-length").and_then(|v| v.parse::<usize>().ok())
-    {
-        body.truncate(len);
-    }
-    Ok((status, headers, body))
-}
-
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
     }
 }
 
@@ -438,34 +540,32 @@ mod tests {
         assert_eq!(retry_info_delay(b"garbage\xff"), None);
     }
 
-    #[test]
-    fn parses_http_responses() {
-        let raw =
-            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n";
-        let (status, headers, body) = parse_response(raw).unwrap();
-        assert_eq!(status, 503);
-        assert_eq!(header(&headers, "retry-after"), Some("7"));
-        assert!(body.is_empty());
-        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        let (status, _, body) = parse_response(raw).unwrap();
-        assert_eq!(status, 200);
-        assert_eq!(body, b"abcde");
-    }
-
-    #[test]
-    fn refuses_https_without_tls_and_builds_http_paths() {
-        let mut config = ExportConfig::new("https://example.com:4317");
-        assert!(Transport::new(&config).is_err());
-        config.endpoint = "http://127.0.0.1:4318".to_string();
-        config.protocol = Protocol::HttpProtobuf;
-        match Transport::new(&config).unwrap() {
-            Transport::Http(t) => assert_eq!(t.path, "/v1/traces"),
-            Transport::Grpc { .. } => panic!("expected http"),
-        }
-        config.endpoint = "http://127.0.0.1:4318/custom/v1/traces".to_string();
-        match Transport::new(&config).unwrap() {
-            Transport::Http(t) => assert_eq!(t.path, "/custom/v1/traces"),
-            Transport::Grpc { .. } => panic!("expected http"),
-        }
+    #[tokio::test]
+    async fn http_paths_per_signal_and_bad_endpoints() {
+        let mut to = Destination::new("ftp://example.com:4317");
+        assert!(Transport::new(&to).is_err());
+        to.endpoint = "https://example.com:4317".to_string();
+        assert!(matches!(Transport::new(&to), Ok(Transport::Grpc { .. })));
+        to.protocol = Protocol::HttpProtobuf;
+        to.endpoint = "http://127.0.0.1:4318".to_string();
+        let Transport::Http(t) = Transport::new(&to).unwrap() else {
+            panic!("expected http")
+        };
+        assert_eq!(t.url(Signal::Traces), "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(t.url(Signal::Logs), "http://127.0.0.1:4318/v1/logs");
+        to.endpoint = "https://host/custom/v1/traces".to_string();
+        let Transport::Http(t) = Transport::new(&to).unwrap() else {
+            panic!("expected http")
+        };
+        assert_eq!(t.url(Signal::Traces), "https://host/custom/v1/traces");
+        assert_eq!(t.url(Signal::Metrics), "https://host/custom/v1/metrics");
+        to.headers = vec![("bad header".into(), "x".into())];
+        assert!(Transport::new(&to).is_err());
+        to.headers = vec![];
+        to.ca_file = Some("/nonexistent/ca.pem".into());
+        let Err(err) = Transport::new(&to) else {
+            panic!("a missing CA file is an error")
+        };
+        assert!(err.to_string().contains("CA file"), "{err}");
     }
 }

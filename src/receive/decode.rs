@@ -1,6 +1,6 @@
 //! Decoding Export requests: protobuf (gRPC and OTLP/HTTP) and OTLP/JSON.
 
-use crate::normalize::{self, NormalizedRecord};
+use crate::normalize::{self, NormalizedRecord, Signal};
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
     trace::v1::ExportTraceServiceRequest,
@@ -19,6 +19,23 @@ impl ExportRequest {
             ExportRequest::Logs(r) => normalize::logs(r),
             ExportRequest::Traces(r) => normalize::traces(r),
             ExportRequest::Metrics(r) => normalize::metrics(r),
+        }
+    }
+
+    pub fn signal(&self) -> Signal {
+        match self {
+            ExportRequest::Logs(_) => Signal::Logs,
+            ExportRequest::Traces(_) => Signal::Traces,
+            ExportRequest::Metrics(_) => Signal::Metrics,
+        }
+    }
+
+    /// The request as protobuf (what `--forward-endpoint` passes on).
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            ExportRequest::Logs(r) => r.encode_to_vec(),
+            ExportRequest::Traces(r) => r.encode_to_vec(),
+            ExportRequest::Metrics(r) => r.encode_to_vec(),
         }
     }
 }

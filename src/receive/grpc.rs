@@ -28,7 +28,9 @@ pub struct OtlpGrpc {
 
 fn status_of(err: IngestError) -> Status {
     match err {
-        IngestError::Busy => Status::resource_exhausted(err.to_string()),
+        IngestError::Busy | IngestError::ForwardQueueFull(_) => {
+            Status::resource_exhausted(err.to_string())
+        }
         IngestError::Storage(_) => Status::unavailable(err.to_string()),
     }
 }

@@ -86,8 +86,8 @@ async fn export(
     };
     match ingestor.ingest(request).await {
         Ok(report) => success(kind, encoding, warning(&report)),
-        Err(IngestError::Busy) => {
-            let mut response = error(StatusCode::TOO_MANY_REQUESTS, IngestError::Busy.to_string());
+        Err(err @ (IngestError::Busy | IngestError::ForwardQueueFull(_))) => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, err.to_string());
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));

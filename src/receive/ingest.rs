@@ -3,15 +3,23 @@
 
 use super::decode::ExportRequest;
 use crate::collector::{Collector, IngestReport};
+use crate::export::Forwarder;
+use crate::export::queue::QueueError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    // Busy and ForwardQueueFull answer RESOURCE_EXHAUSTED / 429: the sender retries.
     /// Too many requests are waiting for storage: the sender should retry.
     #[error("the collector is busy storing earlier requests; retry later")]
     Busy,
+    /// The `--forward-endpoint` queue is full (the downstream is down): retry later.
+    #[error(
+        "the forward queue is full (the --forward-endpoint downstream is behind): {0}; retry later"
+    )]
+    ForwardQueueFull(String),
     #[error("storage failed: {0}")]
     Storage(String),
 }
@@ -37,6 +45,7 @@ pub struct Ingestor {
     pub max_message_bytes: usize,
     pub counters: Arc<Counters>,
     on_stored: Arc<OnStored>,
+    forwarder: Option<Arc<Forwarder>>,
 }
 
 impl Ingestor {
@@ -52,12 +61,19 @@ impl Ingestor {
             max_message_bytes,
             counters: Arc::new(Counters::default()),
             on_stored: Arc::new(|_| {}),
+            forwarder: None,
         }
     }
 
     /// Called with the rollouts each stored request touched (the exporter hooks here).
     pub fn with_on_stored(mut self, f: impl Fn(&[String]) + Send + Sync + 'static) -> Self {
         self.on_stored = Arc::new(f);
+        self
+    }
+
+    /// Also passes every stored request, untouched, to `forwarder`, before the OK.
+    pub fn with_forwarder(mut self, forwarder: Arc<Forwarder>) -> Self {
+        self.forwarder = Some(forwarder);
         self
     }
 
@@ -75,14 +91,29 @@ impl Ingestor {
             return Err(IngestError::Busy);
         };
         let collector = self.collector.clone();
+        let forwarder = self.forwarder.clone();
         let report = tokio::task::spawn_blocking(move || {
             let records = request.normalize();
             let mut collector = collector.lock().unwrap_or_else(|p| p.into_inner());
-            collector.ingest(records)
+            // Forwarded first: a request refused because the forward queue is full is
+            // stored and forwarded when sent again. One re-sent whole (all its records
+            // stored already) is not forwarded twice.
+            if let Some(forwarder) = forwarder
+                && (records.is_empty() || collector.has_new(&records))
+            {
+                forwarder
+                    .enqueue(request.signal(), &request.encode())
+                    .map_err(|e| match e {
+                        QueueError::Full { .. } => IngestError::ForwardQueueFull(e.to_string()),
+                        other => IngestError::Storage(other.to_string()),
+                    })?;
+            }
+            collector
+                .ingest(records)
+                .map_err(|e| IngestError::Storage(format!("{e:#}")))
         })
         .await
-        .map_err(|e| IngestError::Storage(e.to_string()))?
-        .map_err(|e| IngestError::Storage(format!("{e:#}")))?;
+        .map_err(|e| IngestError::Storage(e.to_string()))??;
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         self.counters
             .records

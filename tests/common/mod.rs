@@ -2,6 +2,8 @@
 //! durability): fixtures, sending Export requests, reading bundles back.
 #![allow(dead_code)]
 
+pub mod otlp_sink;
+
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, logs_service_client::LogsServiceClient,
 };

@@ -7,7 +7,7 @@ use crate::export::Forwarder;
 use crate::export::queue::QueueError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -46,6 +46,8 @@ pub struct Ingestor {
     pub counters: Arc<Counters>,
     on_stored: Arc<OnStored>,
     forwarder: Option<Arc<Forwarder>>,
+    /// Records accepted so far, for those who wait on progress.
+    accepted_records: Arc<watch::Sender<u64>>,
 }
 
 impl Ingestor {
@@ -62,6 +64,7 @@ impl Ingestor {
             counters: Arc::new(Counters::default()),
             on_stored: Arc::new(|_| {}),
             forwarder: None,
+            accepted_records: Arc::new(watch::Sender::new(0)),
         }
     }
 
@@ -75,6 +78,11 @@ impl Ingestor {
     pub fn with_forwarder(mut self, forwarder: Arc<Forwarder>) -> Self {
         self.forwarder = Some(forwarder);
         self
+    }
+
+    /// Follows the number of records accepted (stored, duplicates excluded).
+    pub fn watch_accepted_records(&self) -> watch::Receiver<u64> {
+        self.accepted_records.subscribe()
     }
 
     /// Requests accepted and not yet stored (each holds one of `max_pending_requests`).
@@ -124,6 +132,8 @@ impl Ingestor {
         self.counters
             .unattributed
             .fetch_add(report.unattributed as u64, Ordering::Relaxed);
+        self.accepted_records
+            .send_modify(|n| *n += report.accepted as u64);
         (self.on_stored)(&report.rollouts_touched);
         Ok(report)
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod otlp_sink;
+pub mod rotel;
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, logs_service_client::LogsServiceClient,

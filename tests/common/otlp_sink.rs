@@ -1,5 +1,5 @@
 //! A downstream OTLP/gRPC server for tests: the generated Logs, Trace and Metrics
-//! services of opentelemetry-proto on tonic, keeping every request it accepts. Tests
+//! services of opentelemetry-proto on tonic (gzip accepted), keeping every request it accepts. Tests
 //! wait on its counters (no sleeps).
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
+const GZIP: tonic::codec::CompressionEncoding = tonic::codec::CompressionEncoding::Gzip;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Everything a sink accepted, in arrival order.
@@ -84,9 +85,9 @@ impl Sink {
         let service = sink.clone();
         tokio::spawn(async move {
             tonic::transport::Server::builder()
-                .add_service(LogsServiceServer::new(service.clone()))
-                .add_service(TraceServiceServer::new(service.clone()))
-                .add_service(MetricsServiceServer::new(service))
+                .add_service(LogsServiceServer::new(service.clone()).accept_compressed(GZIP))
+                .add_service(TraceServiceServer::new(service.clone()).accept_compressed(GZIP))
+                .add_service(MetricsServiceServer::new(service).accept_compressed(GZIP))
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
                 .await
                 .unwrap();

@@ -179,7 +179,14 @@ pub async fn start(config: ServeConfig) -> Result<Server> {
         }
     }));
 
-    let app = http::router(ingestor.clone()).merge(crate::query::http::router(query));
+    let status = crate::query::status::StatusSources {
+        ingestor: ingestor.clone(),
+        exporter: exporter.clone(),
+        forwarder: forwarder.clone(),
+    };
+    let app = http::router(ingestor.clone())
+        .merge(crate::query::http::router(query))
+        .merge(crate::query::status::router(status));
     let mut rx = stop_rx.clone();
     tasks.push(tokio::spawn(async move {
         let result = axum::serve(http_listener, app)

@@ -146,6 +146,31 @@ async fn serve_exports_one_clean_trace_per_session_and_forwards_the_original() {
     }
     assert_eq!(attr(chats[0], "gen_ai.operation.name"), Some("chat"));
     assert_eq!(attr(tools[0], "openinference.span.kind"), Some("TOOL"));
+
+    // /api/status tells the user how far delivery got.
+    let mut stats = server.exporter.as_ref().unwrap().watch_stats();
+    stats.wait_for(|s| s.queue_bytes == 0).await.unwrap();
+    let mut stats = server.forwarder.as_ref().unwrap().watch_stats();
+    stats.wait_for(|s| s.queue_bytes == 0).await.unwrap();
+    let body = reqwest::get(format!("http://{}/api/status", server.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["export"]["sent_spans"], n as u64, "{status}");
+    assert_eq!(status["export"]["dropped_spans"], 0, "{status}");
+    assert_eq!(
+        status["forward"]["sent_requests"],
+        requests.len() as u64,
+        "{status}"
+    );
+    assert_eq!(
+        status["received"]["requests"],
+        requests.len() as u64,
+        "{status}"
+    );
     server.shutdown().await.unwrap();
 
     // Restart on the same data: the replayed session is offered again and nothing is

@@ -274,3 +274,46 @@ async fn forwarding_survives_a_downstream_outage_and_a_full_queue_pushes_back() 
     assert!(server.collector.lock().unwrap().rollout_ids().is_empty());
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_over_https_to_a_downstream_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let sink = Sink::start_tls(cert.pem(), key.serialize_pem()).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let mut trusting = config(&dir.path().join("data"), None, None);
+    let mut export = ExportConfig::new(format!("https://localhost:{}", sink.addr.port()));
+    export.to.ca_file = Some(ca_file);
+    trusting.export = Some(export);
+    let server = start(trusting).await.unwrap();
+    send_all_grpc(server.grpc_addr, &fixture_requests("tool-call-ok")).await;
+    let n = expected_spans(&server, ROLLOUT).len();
+    sink.wait_until("the session's spans over TLS", |a| a.spans().len() >= n)
+        .await;
+    server.shutdown().await.unwrap();
+
+    // Without the CA the downstream is not trusted: nothing is sent, it is retried.
+    let dir = tempfile::tempdir().unwrap();
+    let mut untrusting = config(dir.path(), None, None);
+    untrusting.export = Some(ExportConfig::new(format!(
+        "https://localhost:{}",
+        sink.addr.port()
+    )));
+    let server = start(untrusting).await.unwrap();
+    send_all_grpc(server.grpc_addr, &fixture_requests("tool-call-ok")).await;
+    let mut stats = server.exporter.as_ref().unwrap().watch_stats();
+    stats.wait_for(|s| s.retries > 0).await.unwrap();
+    assert_eq!(server.exporter.as_ref().unwrap().stats().sent_spans, 0);
+    server.shutdown().await.unwrap();
+    assert_eq!(sink.accepted().spans().len(), n);
+}

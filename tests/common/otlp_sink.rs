@@ -76,7 +76,22 @@ impl Sink {
         Sink::serve(listener)
     }
 
+    /// A sink speaking TLS (gRPC over https) with the given certificate chain and key.
+    pub async fn start_tls(cert_pem: String, key_pem: String) -> Sink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tls = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(cert_pem, key_pem));
+        Sink::serve_with(listener, Some(tls))
+    }
+
     fn serve(listener: tokio::net::TcpListener) -> Sink {
+        Sink::serve_with(listener, None)
+    }
+
+    fn serve_with(
+        listener: tokio::net::TcpListener,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> Sink {
         let sink = Sink {
             addr: listener.local_addr().unwrap(),
             accepted: Arc::default(),
@@ -84,7 +99,11 @@ impl Sink {
         };
         let service = sink.clone();
         tokio::spawn(async move {
-            tonic::transport::Server::builder()
+            let mut server = tonic::transport::Server::builder();
+            if let Some(tls) = tls {
+                server = server.tls_config(tls).unwrap();
+            }
+            server
                 .add_service(LogsServiceServer::new(service.clone()).accept_compressed(GZIP))
                 .add_service(TraceServiceServer::new(service.clone()).accept_compressed(GZIP))
                 .add_service(MetricsServiceServer::new(service).accept_compressed(GZIP))

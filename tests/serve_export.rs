@@ -36,6 +36,14 @@ fn config(dir: &Path, export: Option<&Sink>, forward: Option<String>) -> ServeCo
     config
 }
 
+/// Awaits a watch condition, failing the test (not hanging it) if it never holds.
+async fn guard<T, E: std::fmt::Debug>(wait: impl std::future::Future<Output = Result<T, E>>) {
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .expect("timed out waiting for a condition")
+        .unwrap();
+}
+
 /// The spans the collector's graph of `rollout` gives now.
 fn expected_spans(server: &Server, rollout: &str) -> Vec<Span> {
     let graph = server.collector.lock().unwrap().graph(rollout).unwrap();
@@ -44,7 +52,7 @@ fn expected_spans(server: &Server, rollout: &str) -> Vec<Span> {
 
 async fn first_feed_pass(server: &Server) {
     let mut passes = server.export_passes.clone().unwrap();
-    passes.wait_for(|n| *n >= 1).await.unwrap();
+    guard(passes.wait_for(|n| *n >= 1)).await;
 }
 
 fn attr<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
@@ -149,9 +157,9 @@ async fn serve_exports_one_clean_trace_per_session_and_forwards_the_original() {
 
     // /api/status tells the user how far delivery got.
     let mut stats = server.exporter.as_ref().unwrap().watch_stats();
-    stats.wait_for(|s| s.queue_bytes == 0).await.unwrap();
+    guard(stats.wait_for(|s| s.queue_bytes == 0)).await;
     let mut stats = server.forwarder.as_ref().unwrap().watch_stats();
-    stats.wait_for(|s| s.queue_bytes == 0).await.unwrap();
+    guard(stats.wait_for(|s| s.queue_bytes == 0)).await;
     let body = reqwest::get(format!("http://{}/api/status", server.http_addr))
         .await
         .unwrap()
@@ -255,7 +263,7 @@ async fn forwarding_survives_a_downstream_outage_and_a_full_queue_pushes_back() 
         .await;
     assert_forwarded_unchanged(&sink.accepted(), &requests);
     let mut stats = server.forwarder.as_ref().unwrap().watch_stats();
-    stats.wait_for(|s| s.queue_bytes == 0).await.unwrap();
+    guard(stats.wait_for(|s| s.queue_bytes == 0)).await;
     server.shutdown().await.unwrap();
 
     // A full forward queue: RESOURCE_EXHAUSTED, nothing stored; sent again once there
@@ -312,8 +320,38 @@ async fn export_over_https_to_a_downstream_with_a_private_ca() {
     let server = start(untrusting).await.unwrap();
     send_all_grpc(server.grpc_addr, &fixture_requests("tool-call-ok")).await;
     let mut stats = server.exporter.as_ref().unwrap().watch_stats();
-    stats.wait_for(|s| s.retries > 0).await.unwrap();
+    guard(stats.wait_for(|s| s.retries > 0)).await;
     assert_eq!(server.exporter.as_ref().unwrap().stats().sent_spans, 0);
     server.shutdown().await.unwrap();
     assert_eq!(sink.accepted().spans().len(), n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_over_otlp_http_gives_the_next_collector_the_same_session() {
+    use rollout_collector::export::Protocol;
+    let requests = fixture_requests("tool-call-ok");
+    let next_dir = tempfile::tempdir().unwrap();
+    let next = start(ServeConfig::ephemeral(next_dir.path()))
+        .await
+        .unwrap();
+    let mut next_accepted = next.ingestor.watch_accepted_records();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = config(dir.path(), None, Some(format!("http://{}", next.http_addr)));
+    first.forward.as_mut().unwrap().to.protocol = Protocol::HttpProtobuf;
+    first.forward.as_mut().unwrap().to.gzip = true;
+    let server = start(first).await.unwrap();
+    send_all_grpc(server.grpc_addr, &requests).await;
+    let records = server
+        .ingestor
+        .counters
+        .records
+        .load(std::sync::atomic::Ordering::Relaxed);
+    guard(next_accepted.wait_for(|n| *n >= records)).await;
+    let (mut here, mut there) = (graph_json(&server, ROLLOUT), graph_json(&next, ROLLOUT));
+    strip_raw(&mut here);
+    strip_raw(&mut there);
+    assert_eq!(here, there);
+    server.shutdown().await.unwrap();
+    next.shutdown().await.unwrap();
 }

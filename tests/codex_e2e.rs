@@ -1,10 +1,17 @@
 //! End to end with the real Codex CLI (npm `@openai/codex@0.169.0`): `codex exec`
 //! runs against the project's mock of the Responses API and exports its telemetry to
 //! a running `serve`. Codex's own rollout trace of the same run, reduced by
-//! `codex debug trace-reduce`, is the oracle for the graph the collector rebuilt.
+//! `codex debug trace-reduce`, is the oracle for the graph the collector rebuilt. The
+//! collector re-exports enriched spans and forwards the original telemetry to real
+//! downstream OTLP servers on loopback.
 
+#[path = "common/otlp_sink.rs"]
+#[allow(dead_code)]
+mod otlp_sink;
 mod support;
 
+use otlp_sink::Sink;
+use rollout_collector::export::{ExportConfig, ForwardConfig, SpanOptions, build_spans};
 use rollout_collector::serve::{self, ServeConfig};
 use support::codex_cli::{self, CodexExecOptions};
 use support::fidelity;
@@ -18,9 +25,11 @@ async fn codex_exec_session_is_rebuilt_like_codexs_own_reducer() {
         return;
     };
     let data = tempfile::tempdir().unwrap();
-    let server = serve::start(ServeConfig::ephemeral(data.path()))
-        .await
-        .unwrap();
+    let (export_sink, forward_sink) = (Sink::start().await, Sink::start().await);
+    let mut config = ServeConfig::ephemeral(data.path());
+    config.export = Some(ExportConfig::new(export_sink.endpoint()));
+    config.forward = Some(ForwardConfig::new(forward_sink.endpoint()));
+    let server = serve::start(config).await.unwrap();
     let mock = MockResponses::start(vec![
         Step::exec("echo hello-from-tool", "call_e2e_1"),
         Step::message("All done."),
@@ -105,6 +114,43 @@ async fn codex_exec_session_is_rebuilt_like_codexs_own_reducer() {
         score.ratio(),
         score.mismatches.join("\n")
     );
+
+    // Downstream: one clean trace for the session, and Codex's telemetry untouched.
+    let graph = server.collector.lock().unwrap().graph(&rollout_id).unwrap();
+    let expected: std::collections::BTreeSet<Vec<u8>> =
+        build_spans(&graph, &SpanOptions::default())
+            .into_iter()
+            .map(|s| s.span_id)
+            .collect();
+    export_sink
+        .wait_until("the session's enriched spans", |a| {
+            a.spans()
+                .into_iter()
+                .map(|s| s.span_id)
+                .collect::<std::collections::BTreeSet<_>>()
+                == expected
+        })
+        .await;
+    let names: Vec<String> = export_sink
+        .accepted()
+        .spans()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    for want in ["invoke_agent codex", "turn", "execute_tool exec_command"] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    assert_eq!(names.iter().filter(|n| n.starts_with("chat ")).count(), 2);
+    let stored_requests = server
+        .ingestor
+        .counters
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    forward_sink
+        .wait_until("Codex's requests, forwarded", |a| {
+            a.requests() as u64 == stored_requests
+        })
+        .await;
 
     mock.shutdown().await;
     server.shutdown().await.unwrap();

@@ -199,8 +199,8 @@ async fn free_addr() -> SocketAddr {
 fn config(endpoint: String) -> ExportConfig {
     let mut config = ExportConfig::new(endpoint);
     config.to.headers = vec![("authorization".to_string(), "Bearer test-token".to_string())];
-    config.initial_backoff = Duration::from_millis(10);
-    config.max_backoff = Duration::from_millis(100);
+    config.retry.initial_backoff = Duration::from_millis(10);
+    config.retry.max_backoff = Duration::from_millis(100);
     config.to.timeout = Duration::from_secs(5);
     config
 }

@@ -27,8 +27,8 @@ fn config(dir: &Path, export: Option<&Sink>, forward: Option<String>) -> ServeCo
     config.export = export.map(|sink| ExportConfig::new(sink.endpoint()));
     config.forward = forward.map(|endpoint| {
         let mut forward = ForwardConfig::new(endpoint);
-        forward.initial_backoff = Duration::from_millis(20);
-        forward.max_backoff = Duration::from_millis(200);
+        forward.retry.initial_backoff = Duration::from_millis(20);
+        forward.retry.max_backoff = Duration::from_millis(200);
         forward
     });
     // Shutdowns with the downstream down do not wait long for the queues to drain.

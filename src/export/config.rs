@@ -1,9 +1,9 @@
 //! What the span exporter is told: where to send, how, and what to include.
 
 use super::queue::DEFAULT_MAX_BYTES;
+use super::retry::RetryPolicy;
 use super::sender::Destination;
 use super::spans::SpanOptions;
-use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportConfig {
@@ -19,11 +19,7 @@ pub struct ExportConfig {
     pub batch_max_spans: usize,
     /// Most encoded bytes in one export request (a single larger span still goes).
     pub batch_max_bytes: usize,
-    /// First retry delay; doubles on every failed attempt up to `max_backoff`.
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    /// Cap on a delay the server asks for (RetryInfo, Retry-After).
-    pub max_server_delay: Duration,
+    pub retry: RetryPolicy,
 }
 
 impl ExportConfig {
@@ -36,9 +32,7 @@ impl ExportConfig {
             queue_max_bytes: DEFAULT_MAX_BYTES,
             batch_max_spans: 512,
             batch_max_bytes: 2 * 1024 * 1024,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(30),
-            max_server_delay: Duration::from_secs(300),
+            retry: RetryPolicy::default(),
         }
     }
 

@@ -12,7 +12,8 @@
 
 use super::config::ExportConfig;
 use super::queue::{DiskQueue, QueueError, sent_key};
-use super::sender::{SendError, Transport, backoff_delay};
+use super::retry::wait_or_stop;
+use super::sender::{SendError, Transport};
 use super::spans::{SpanOptions, build_spans_where, resource, scope};
 use crate::normalize::Signal;
 use crate::reduce::graph::RolloutGraph;
@@ -349,7 +350,7 @@ async fn send_loop(
                 shared
                     .stats
                     .send_modify(|s| s.last_error = Some(e.to_string()));
-                if wait_or_stop(&mut stop, config.max_backoff).await {
+                if wait_or_stop(&mut stop, config.retry.max_backoff).await {
                     return;
                 }
                 continue;
@@ -395,10 +396,7 @@ async fn send_loop(
                 }
             }
             Err(SendError::Retryable { delay, message }) => {
-                let delay = match delay {
-                    Some(d) => d.min(config.max_server_delay),
-                    None => backoff_delay(attempt, config.initial_backoff, config.max_backoff),
-                };
+                let delay = config.retry.delay(attempt, delay);
                 attempt = attempt.saturating_add(1);
                 tracing::warn!(error = %message, retry_in = ?delay, "export: downstream unavailable, will retry");
                 shared.stats.send_modify(|s| {
@@ -459,14 +457,6 @@ async fn ack(
             Err(())
         }
         Err(_) => Err(()),
-    }
-}
-
-/// Sleeps `delay`; true if asked to stop meanwhile.
-async fn wait_or_stop(stop: &mut watch::Receiver<bool>, delay: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => false,
-        _ = stop.changed() => true,
     }
 }
 

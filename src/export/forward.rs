@@ -11,7 +11,8 @@
 //! and forwarded once).
 
 use super::queue::{DiskQueue, QueueError};
-use super::sender::{Destination, SendError, Transport, backoff_delay};
+use super::retry::{RetryPolicy, wait_or_stop};
+use super::sender::{Destination, SendError, Transport};
 use crate::normalize::Signal;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,10 +28,7 @@ pub struct ForwardConfig {
     pub to: Destination,
     /// Limit of unsent data in the durable queue, in bytes (default 256 MiB).
     pub queue_max_bytes: u64,
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    /// Cap on a delay the server asks for (RetryInfo, Retry-After).
-    pub max_server_delay: Duration,
+    pub retry: RetryPolicy,
 }
 
 impl ForwardConfig {
@@ -38,9 +36,7 @@ impl ForwardConfig {
         ForwardConfig {
             to: Destination::new(endpoint),
             queue_max_bytes: super::queue::DEFAULT_MAX_BYTES,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(30),
-            max_server_delay: Duration::from_secs(300),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -205,7 +201,7 @@ async fn send_loop(
                 shared
                     .stats
                     .send_modify(|s| s.last_error = Some(e.to_string()));
-                if wait_or_stop(&mut stop, config.max_backoff).await {
+                if wait_or_stop(&mut stop, config.retry.max_backoff).await {
                     return;
                 }
                 continue;
@@ -231,10 +227,7 @@ async fn send_loop(
                 Some(Ok(()))
             }
             Err(SendError::Retryable { delay, message }) => {
-                let delay = match delay {
-                    Some(d) => d.min(config.max_server_delay),
-                    None => backoff_delay(attempt, config.initial_backoff, config.max_backoff),
-                };
+                let delay = config.retry.delay(attempt, delay);
                 attempt = attempt.saturating_add(1);
                 tracing::warn!(error = %message, retry_in = ?delay,
                     "forward: downstream unavailable, will retry");
@@ -280,14 +273,6 @@ async fn send_loop(
             }
             Err(_) => return,
         }
-    }
-}
-
-/// Sleeps `delay`; true if asked to stop meanwhile.
-async fn wait_or_stop(stop: &mut watch::Receiver<bool>, delay: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => false,
-        _ = stop.changed() => true,
     }
 }
 

@@ -9,6 +9,7 @@
 //!   persistent set of spans already enqueued. Default limit 256 MiB of unsent data;
 //!   when full, *new* batches are refused (counted, logged, offered again later),
 //!   queued ones are never dropped.
+//! - [`retry`]: backoff and server-requested delays, shared by both senders.
 //! - [`sender`]: OTLP/gRPC and OTLP/HTTP (protobuf) clients for any signal, over
 //!   http or https, and retry classification.
 //! - [`exporter`]: [`Exporter`], the entry point: `start`, `offer`, `shutdown`.
@@ -31,6 +32,7 @@ pub mod feed;
 pub mod forward;
 pub mod ids;
 pub mod queue;
+pub mod retry;
 pub mod sender;
 pub mod spans;
 

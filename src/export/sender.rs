@@ -493,28 +493,9 @@ impl HttpTarget {
     }
 }
 
-/// The delay before retry number `attempt` (0-based): `initial * 2^attempt`, capped at
-/// `max`. Deterministic: no jitter (one exporter per collector, nothing to spread).
-pub fn backoff_delay(attempt: u32, initial: Duration, max: Duration) -> Duration {
-    initial
-        .saturating_mul(2u32.saturating_pow(attempt.min(30)))
-        .min(max)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let i = Duration::from_millis(500);
-        let m = Duration::from_secs(30);
-        assert_eq!(backoff_delay(0, i, m), Duration::from_millis(500));
-        assert_eq!(backoff_delay(1, i, m), Duration::from_secs(1));
-        assert_eq!(backoff_delay(3, i, m), Duration::from_secs(4));
-        assert_eq!(backoff_delay(10, i, m), m);
-        assert_eq!(backoff_delay(u32::MAX, i, m), m);
-    }
 
     #[test]
     fn retry_info_round_trips_and_classifies() {

@@ -141,10 +141,9 @@ pub async fn start(config: ServeConfig) -> Result<Server> {
         }
         None => None,
     };
-    let query = RolloutQuery {
-        collector: collector.clone(),
-    };
     let (stop, stop_rx) = watch::channel(false);
+    // WatchRollout streams end at shutdown (else the gRPC server would wait for them).
+    let query = RolloutQuery::new(collector.clone()).with_stop(stop_rx.clone());
     let mut tasks = Vec::new();
 
     let grpc_listener = tokio::net::TcpListener::bind(config.grpc_addr)

@@ -8,15 +8,32 @@ use crate::proto::{
 };
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 #[derive(Clone)]
 pub struct RolloutQuery {
     pub collector: Arc<Mutex<Collector>>,
+    /// Turns true at shutdown: open WatchRollout streams then end with UNAVAILABLE.
+    stop: Option<watch::Receiver<bool>>,
 }
 
 impl RolloutQuery {
+    pub fn new(collector: Arc<Mutex<Collector>>) -> RolloutQuery {
+        RolloutQuery {
+            collector,
+            stop: None,
+        }
+    }
+
+    /// WatchRollout streams end once `stop` turns true (or its sender is gone).
+    pub fn with_stop(mut self, stop: watch::Receiver<bool>) -> RolloutQuery {
+        self.stop = Some(stop);
+        self
+    }
+
     pub fn rollout(&self, id: &str) -> Option<Rollout> {
         let graph = self
             .collector
@@ -64,6 +81,9 @@ impl RolloutService for RolloutQuery {
         request: Request<GetRolloutRequest>,
     ) -> Result<Response<Rollout>, Status> {
         let id = request.into_inner().rollout_id;
+        if id.is_empty() {
+            return Err(Status::invalid_argument("rollout_id is required"));
+        }
         self.rollout(&id)
             .map(Response::new)
             .ok_or_else(|| Status::not_found(format!("no rollout {id}")))
@@ -85,6 +105,7 @@ impl RolloutService for RolloutQuery {
             .unwrap_or_else(|p| p.into_inner())
             .subscribe();
         let query = self.clone();
+        let mut stop = self.stop.clone();
         let stream = async_stream(move |tx| async move {
             let mut last: Option<String> = None;
             loop {
@@ -96,13 +117,33 @@ impl RolloutService for RolloutQuery {
                         return;
                     }
                 }
-                loop {
-                    match changes.recv().await {
-                        Ok(changed) if changed == id => break,
-                        Ok(_) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                        Err(_) => return,
+                let changed = async {
+                    loop {
+                        match changes.recv().await {
+                            Ok(changed) if changed == id => return true,
+                            Ok(_) => continue,
+                            Err(RecvError::Lagged(_)) => return true,
+                            Err(RecvError::Closed) => return false,
+                        }
                     }
+                };
+                let stopping = async {
+                    match stop.as_mut() {
+                        Some(stop) => {
+                            let _ = stop.wait_for(|s| *s).await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    changed = changed => if !changed { return },
+                    _ = stopping => {
+                        let bye = Status::unavailable("rollout-collector is shutting down");
+                        let _ = tx.send(Err(bye)).await;
+                        return;
+                    }
+                    // The watcher went away: no need to wait for the next change.
+                    _ = tx.closed() => return,
                 }
             }
         });

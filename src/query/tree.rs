@@ -73,7 +73,14 @@ pub fn render(graph: &RolloutGraph) -> String {
                 .filter(|c| c.codex_turn_id.as_deref() == Some(&turn.codex_turn_id))
                 .collect();
             calls.sort_by_key(|c| c.execution.started_seq);
-            for call in calls {
+            let last = calls.len().saturating_sub(1);
+            for (index, call) in calls.into_iter().enumerate() {
+                // The last model call closes the turn's branch.
+                let (branch, rail) = if index == last {
+                    ("└", " ")
+                } else {
+                    ("├", "│")
+                };
                 let attempts: Vec<String> = call
                     .attempts
                     .iter()
@@ -94,7 +101,7 @@ pub fn render(graph: &RolloutGraph) -> String {
                 });
                 let _ = writeln!(
                     out,
-                    "      ├ model call {}  [{}]  {}  http [{}]{}{}{}",
+                    "      {branch} model call {}  [{}]  {}  http [{}]{}{}{}",
                     call.model.as_deref().unwrap_or("?"),
                     status(&call.execution),
                     duration(&call.execution),
@@ -142,7 +149,7 @@ pub fn render(graph: &RolloutGraph) -> String {
                         .unwrap_or_default();
                     let _ = writeln!(
                         out,
-                        "      │  └ tool {} {}  [{}]  {}{}{}",
+                        "      {rail}  └ tool {} {}  [{}]  {}{}{}",
                         name,
                         tool.tool_call_id,
                         status(&tool.execution),
@@ -163,7 +170,7 @@ pub fn render(graph: &RolloutGraph) -> String {
                             .unwrap_or("");
                         let _ = writeln!(
                             out,
-                            "      │       $ {}  → {}",
+                            "      {rail}       $ {}  → {}",
                             preview(command, 80),
                             preview(output, 80)
                         );

@@ -123,9 +123,16 @@ fn main() -> anyhow::Result<()> {
 fn stored_events(data_dir: &DataDir) -> anyhow::Result<(u64, u64)> {
     let (mut events, mut bytes) = (0, 0);
     for dir in data_dir.rollout_dirs() {
-        let log = std::fs::read(dir.join("trace.jsonl"))?;
-        events += log.iter().filter(|b| **b == b'\n').count() as u64;
-        bytes += log.len() as u64;
+        let mut log = std::fs::File::open(dir.join("trace.jsonl"))?;
+        let mut block = vec![0u8; 1 << 20];
+        loop {
+            let n = std::io::Read::read(&mut log, &mut block)?;
+            if n == 0 {
+                break;
+            }
+            events += memchr::memchr_iter(b'\n', &block[..n]).count() as u64;
+            bytes += n as u64;
+        }
     }
     Ok((events, bytes))
 }

@@ -74,11 +74,26 @@ impl RolloutState {
     /// Counts the record behind an event without keeping the event (for the bundles
     /// of records that belong to no session).
     pub fn count(&mut self, event: &RawEvent) {
-        if let Some(ev) = &event.evidence
-            && self.last_record_id.as_deref() != Some(ev.record_id.as_str())
-        {
-            self.record_count += 1;
-            self.last_record_id = Some(ev.record_id.clone());
+        self.count_record(event.evidence.as_ref().map(|ev| ev.record_id.as_str()));
+    }
+
+    /// Counts the record behind an event, by its id (`None`: an event the collector
+    /// decided, with no record behind it).
+    pub fn count_record(&mut self, record_id: Option<&str>) {
+        let Some(id) = record_id else {
+            return;
+        };
+        match &mut self.last_record_id {
+            Some(last) if last == id => {}
+            Some(last) => {
+                self.record_count += 1;
+                last.clear();
+                last.push_str(id);
+            }
+            None => {
+                self.record_count += 1;
+                self.last_record_id = Some(id.to_string());
+            }
         }
     }
 

@@ -19,8 +19,40 @@ use clap::Parser;
 use rollout_collector::collector::Collector;
 use rollout_collector::store::DataDir;
 use sha2::{Digest, Sha256};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// The system allocator, counting the bytes in use (to measure what replay holds).
+struct Counting;
+
+static HEAP_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HEAP_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HEAP_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        HEAP_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        HEAP_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn heap_bytes() -> usize {
+    HEAP_BYTES.load(Ordering::Relaxed)
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -65,16 +97,18 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let (events, bytes) = stored_events(&data_dir)?;
-    let rss_before = status_kib("VmRSS");
+    let heap_before = heap_bytes();
 
     let mut times = Vec::new();
     let mut digest = String::new();
-    let mut held_kib = 0;
+    let (mut held_open, mut held_graphs) = (0, 0);
     let mut kept = 0;
+    let mut rollouts = 0;
     for _ in 0..args.runs {
         let started = Instant::now();
         let mut collector = Collector::open(data_dir.clone())?;
         let opened = started.elapsed();
+        held_open = heap_bytes().saturating_sub(heap_before);
         let ids = collector.rollout_ids();
         let graphs: Vec<_> = ids
             .iter()
@@ -82,7 +116,8 @@ fn main() -> anyhow::Result<()> {
             .collect();
         let total = started.elapsed();
         times.push((opened, total));
-        held_kib = status_kib("VmRSS").saturating_sub(rss_before);
+        held_graphs = heap_bytes().saturating_sub(heap_before);
+        rollouts = ids.len();
         kept = graphs.iter().map(|g| g.telemetry.event_count).sum::<u64>();
         let mut hasher = Sha256::new();
         for graph in &graphs {
@@ -109,14 +144,48 @@ fn main() -> anyhow::Result<()> {
         events as f64 / best.as_secs_f64(),
         median.as_secs_f64()
     );
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
     println!(
-        "memory: peak RSS {} MiB; replayed state {} MiB ({:.0} bytes per kept event)",
+        "memory: peak RSS {} MiB; heap held after open {:.1} MiB, with every graph built {:.1} MiB \
+         ({:.0} bytes per rollout, {:.0} per kept event)",
         status_kib("VmHWM") / 1024,
-        held_kib / 1024,
-        held_kib as f64 * 1024.0 / kept.max(1) as f64
+        mib(held_open),
+        mib(held_graphs),
+        held_graphs as f64 / rollouts.max(1) as f64,
+        held_graphs as f64 / kept.max(1) as f64
+    );
+    let rollout_bytes = synthetic_rollout_bytes();
+    println!(
+        "one {}-turn rollout in memory: {} kept events, {} bytes of events ({:.0} per kept \
+         event), {} bytes with its graph",
+        rollout_bytes.0,
+        rollout_bytes.1,
+        rollout_bytes.2,
+        rollout_bytes.2 as f64 / rollout_bytes.1 as f64,
+        rollout_bytes.3
     );
     println!("graph digest {digest}");
     Ok(())
+}
+
+/// What one rollout's state holds: (turns, kept events, heap bytes of the state,
+/// heap bytes with its cached graph), for a 3-turn synthetic session (the loadgen's
+/// default session length) pushed event by event as the collector does.
+fn synthetic_rollout_bytes() -> (u64, usize, usize, usize) {
+    let turns = 3;
+    let template = synthetic::Template::load();
+    let before = heap_bytes();
+    let events = template.session(0, turns);
+    let mut state = rollout_collector::reduce::RolloutState::new(&template.session_id(0));
+    for event in events {
+        state.push(event);
+    }
+    let held = heap_bytes() - before;
+    let graph = state.graph();
+    let with_graph = heap_bytes() - before;
+    let kept = graph.telemetry.event_count as usize;
+    drop(graph);
+    (turns, kept + 1, held, with_graph)
 }
 
 /// Events and bytes in every bundle's `trace.jsonl`.

@@ -9,6 +9,7 @@
 pub mod agents;
 pub mod graph;
 pub mod inference;
+pub mod kept;
 pub mod order;
 pub mod terminal;
 pub mod tools;
@@ -17,12 +18,13 @@ pub mod turns;
 use crate::normalize::{ExecutionStatus, RawEvent, RawEventPayload as P, TokenUsage, tool_output};
 use graph::*;
 use inference::{Calls, Outcome};
+use kept::{Interner, KeptEvent};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// The events of one rollout in canonical order.
 pub struct Ctx<'a> {
-    pub events: Vec<&'a RawEvent>,
+    pub events: Vec<&'a KeptEvent>,
     pub rollout_id: &'a str,
 }
 
@@ -34,16 +36,18 @@ impl Ctx<'_> {
     }
 
     /// The thread of an event: its own, else the rollout's root thread.
-    pub fn thread_of<'e>(&'e self, e: &'e RawEvent) -> &'e str {
+    pub fn thread_of<'e>(&'e self, e: &'e KeptEvent) -> &'e str {
         e.thread_id.as_deref().unwrap_or(self.rollout_id)
     }
 }
 
-/// A rollout's events, and its graph rebuilt on demand.
+/// A rollout's events (what the reducer reads of them), and its graph rebuilt on
+/// demand.
 #[derive(Default)]
 pub struct RolloutState {
     pub rollout_id: String,
-    pub events: Vec<RawEvent>,
+    events: Vec<KeptEvent>,
+    strings: Interner,
     /// OTLP records behind the events (a record may give several events, which are
     /// always stored together).
     pub record_count: u64,
@@ -66,8 +70,13 @@ impl RolloutState {
             return;
         }
         self.last_wall_time_unix_ms = self.last_wall_time_unix_ms.max(event.wall_time_unix_ms);
-        self.events.push(event);
+        self.events.push(self.strings.keep(event));
         self.cached = None;
+    }
+
+    /// Events kept for the reducer (the evidence-only ones are not).
+    pub fn kept_events(&self) -> usize {
+        self.events.len()
     }
 
     /// Counts the record behind an event without keeping the event (for the bundles
@@ -100,7 +109,7 @@ impl RolloutState {
         if let Some(graph) = &self.cached {
             return graph.clone();
         }
-        let mut graph = reduce(&self.rollout_id, &self.events);
+        let mut graph = reduce_kept(&self.rollout_id, &self.events);
         graph.telemetry.record_count = self.record_count;
         let graph = Arc::new(graph);
         self.cached = Some(graph.clone());
@@ -116,6 +125,16 @@ impl RolloutState {
 /// Builds the graph of one rollout from its events (any order; evidence-only events
 /// are ignored).
 pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
+    let mut strings = Interner::default();
+    let kept: Vec<KeptEvent> = events
+        .iter()
+        .filter(|e| !e.payload.is_evidence_only())
+        .map(|e| strings.keep(e.clone()))
+        .collect();
+    reduce_kept(rollout_id, &kept)
+}
+
+fn reduce_kept(rollout_id: &str, events: &[KeptEvent]) -> RolloutGraph {
     let ctx = Ctx {
         // `rollout_started` records when the bundle was made, which depends on batching.
         events: order::canonical(events.iter().filter(|e| {

@@ -81,7 +81,10 @@ impl Turns {
                         start: (e.wall_time_unix_ms, ctx.seq(i)),
                         span_end: None,
                         from_span: true,
-                        trace_id: e.evidence.as_ref().and_then(|ev| ev.trace_id.clone()),
+                        trace_id: e
+                            .evidence
+                            .as_ref()
+                            .and_then(|ev| ev.trace_id.as_deref().map(str::to_string)),
                         ttft_ms: None,
                     });
                     self.by_id.insert(turn_id.clone(), self.list.len() - 1);
@@ -117,17 +120,17 @@ impl Turns {
         // (thread, trace) → turn, from every event that names its turn.
         for e in ctx.events.iter() {
             let (Some(turn), Some(trace)) = (
-                e.codex_turn_id.as_ref(),
-                e.evidence.as_ref().and_then(|ev| ev.trace_id.as_ref()),
+                e.codex_turn_id.as_deref(),
+                e.evidence.as_ref().and_then(|ev| ev.trace_id.as_deref()),
             ) else {
                 continue;
             };
             let Some(&idx) = self.by_id.get(turn) else {
                 continue;
             };
-            let threads = match self.by_trace.get_mut(trace.as_str()) {
+            let threads = match self.by_trace.get_mut(trace) {
                 Some(threads) => threads,
-                None => self.by_trace.entry(trace.clone()).or_default(),
+                None => self.by_trace.entry(trace.to_string()).or_default(),
             };
             let thread = self.list[idx].thread_id.as_str();
             match threads.get_mut(thread) {
@@ -180,7 +183,7 @@ impl Turns {
     fn turn_for(&mut self, ctx: &Ctx, i: usize) -> Option<usize> {
         let e = ctx.events[i];
         let thread = ctx.thread_of(e);
-        if let Some(turn) = e.codex_turn_id.as_ref().and_then(|t| self.by_id.get(t)) {
+        if let Some(turn) = e.codex_turn_id.as_deref().and_then(|t| self.by_id.get(t)) {
             return Some(*turn);
         }
         let trace = e.evidence.as_ref().and_then(|ev| ev.trace_id.as_deref());

@@ -70,9 +70,24 @@ fn reduce(c: &mut Criterion) {
             .filter(|e| !e.payload.is_evidence_only())
             .cloned()
             .collect();
-        // What a rollout's state holds: the events that are not evidence only.
+        // The graph of a rollout's state (it holds the events that are not evidence
+        // only), as the collector builds it.
         group.throughput(Throughput::Elements(kept.len() as u64));
-        group.bench_function(format!("reduce_kept_events/{turns}_turns"), |b| {
+        group.bench_function(format!("graph_of_kept_events/{turns}_turns"), |b| {
+            b.iter_batched(
+                || {
+                    let mut state = RolloutState::new(&id);
+                    for event in &kept {
+                        state.push(event.clone());
+                    }
+                    state
+                },
+                |mut state| state.graph(),
+                BatchSize::LargeInput,
+            )
+        });
+        // `reduce::reduce` over a slice of events (copies what it reads of them first).
+        group.bench_function(format!("reduce_fn/{turns}_turns"), |b| {
             b.iter(|| reduce::reduce(&id, black_box(&kept)))
         });
         // Every stored event, pushed one by one, then one graph (a replay).

@@ -3,8 +3,9 @@
 //! payload file) stored once per rollout and shared. A rollout's events stay in
 //! memory for as long as it is open, so this is most of the collector's memory.
 
+use crate::normalize::raw_event::RawPayloadRef;
 use crate::normalize::{RawEvent, RawEventPayload};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// An event as the reducer reads it.
@@ -27,7 +28,7 @@ pub struct KeptEvidence {
 }
 
 /// The payload file behind an event (without the record's index in it).
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct KeptPayloadRef {
     pub raw_payload_id: String,
     pub kind: String,
@@ -38,7 +39,8 @@ pub struct KeptPayloadRef {
 #[derive(Default)]
 pub struct Interner {
     strings: HashSet<Arc<str>>,
-    payloads: HashSet<Arc<KeptPayloadRef>>,
+    /// By `raw_payload_id`.
+    payloads: HashMap<String, Arc<KeptPayloadRef>>,
 }
 
 impl Interner {
@@ -51,12 +53,20 @@ impl Interner {
         shared
     }
 
-    fn payload(&mut self, payload: KeptPayloadRef) -> Arc<KeptPayloadRef> {
-        if let Some(shared) = self.payloads.get(&payload) {
+    fn payload(&mut self, r: &RawPayloadRef) -> Arc<KeptPayloadRef> {
+        if let Some(shared) = self.payloads.get(r.raw_payload_id.as_str())
+            && shared.kind == r.kind
+            && shared.path == r.path
+        {
             return shared.clone();
         }
-        let shared = Arc::new(payload);
-        self.payloads.insert(shared.clone());
+        let shared = Arc::new(KeptPayloadRef {
+            raw_payload_id: r.raw_payload_id.clone(),
+            kind: r.kind.clone(),
+            path: r.path.clone(),
+        });
+        self.payloads
+            .insert(r.raw_payload_id.clone(), shared.clone());
         shared
     }
 
@@ -71,13 +81,23 @@ impl Interner {
                 record_id: ev.record_id.into_boxed_str(),
                 trace_id: ev.trace_id.as_deref().map(|t| self.string(t)),
                 span_id: ev.span_id.map(String::into_boxed_str),
-                raw_payload: ev.raw_payload.map(|r| {
-                    self.payload(KeptPayloadRef {
-                        raw_payload_id: r.raw_payload_id,
-                        kind: r.kind,
-                        path: r.path,
-                    })
-                }),
+                raw_payload: ev.raw_payload.as_ref().map(|r| self.payload(r)),
+            }),
+        }
+    }
+
+    /// Copies what the reducer reads of an event.
+    pub fn copy(&mut self, event: &RawEvent) -> KeptEvent {
+        KeptEvent {
+            wall_time_unix_ms: event.wall_time_unix_ms,
+            thread_id: event.thread_id.as_deref().map(|t| self.string(t)),
+            codex_turn_id: event.codex_turn_id.as_deref().map(|t| self.string(t)),
+            payload: event.payload.clone(),
+            evidence: event.evidence.as_ref().map(|ev| KeptEvidence {
+                record_id: ev.record_id.as_str().into(),
+                trace_id: ev.trace_id.as_deref().map(|t| self.string(t)),
+                span_id: ev.span_id.as_deref().map(Box::from),
+                raw_payload: ev.raw_payload.as_ref().map(|r| self.payload(r)),
             }),
         }
     }

@@ -129,7 +129,7 @@ pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
     let kept: Vec<KeptEvent> = events
         .iter()
         .filter(|e| !e.payload.is_evidence_only())
-        .map(|e| strings.keep(e.clone()))
+        .map(|e| strings.copy(e))
         .collect();
     reduce_kept(rollout_id, &kept)
 }

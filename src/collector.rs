@@ -12,6 +12,7 @@ use crate::normalize::raw_event::{Evidence, RAW_EVENT_SCHEMA_VERSION, RawPayload
 use crate::normalize::{ExecutionStatus, NormalizedRecord, RawEvent, RawEventPayload, Signal};
 use crate::reduce::RolloutState;
 use crate::reduce::graph::RolloutGraph;
+use crate::store::bundle::StoredEvent;
 use crate::store::{Bundle, DataDir, METRICS, UNATTRIBUTED};
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
@@ -71,12 +72,12 @@ impl Collector {
             let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
                 continue;
             };
-            let (bundle, events) = Bundle::open(&dir, &name, 0)?;
-            let rollout_id = bundle.manifest.rollout_id.clone();
+            let opening = Bundle::opening(&dir, &name, 0)?;
+            let rollout_id = opening.manifest.rollout_id.clone();
             collector
                 .conversation_to_rollout
                 .insert(rollout_id.clone(), rollout_id.clone());
-            for child in &bundle.manifest.child_thread_ids {
+            for child in &opening.manifest.child_thread_ids {
                 collector
                     .conversation_to_rollout
                     .insert(child.clone(), rollout_id.clone());
@@ -85,26 +86,43 @@ impl Collector {
                 .rollouts
                 .entry(rollout_id.clone())
                 .or_insert_with(|| RolloutState::new(&rollout_id));
-            for event in events {
-                if let Some(ev) = &event.evidence {
-                    if let Ok(id) = u128::from_str_radix(&ev.record_id, 16) {
-                        collector.seen.insert(id);
-                    }
-                    if let Some(trace) = &ev.trace_id {
-                        collector
-                            .trace_to_rollout
-                            .entry(trace.clone())
-                            .or_insert_with(|| rollout_id.clone());
-                    }
+            let (seen, traces, turns) = (
+                &mut collector.seen,
+                &mut collector.trace_to_rollout,
+                &mut collector.turn_to_rollout,
+            );
+            // Neighbouring events mostly share their trace and turn: look each up once.
+            let (mut last_trace, mut last_turn) = (String::new(), String::new());
+            let bundle = opening.replay(|event| {
+                if let Some(id) = event
+                    .record_id()
+                    .and_then(|id| u128::from_str_radix(id, 16).ok())
+                {
+                    seen.insert(id);
                 }
-                if let Some(turn) = &event.codex_turn_id {
-                    collector
-                        .turn_to_rollout
-                        .entry(turn.clone())
-                        .or_insert_with(|| rollout_id.clone());
+                if let Some(trace) = event.trace_id()
+                    && trace != last_trace
+                {
+                    if !traces.contains_key(trace) {
+                        traces.insert(trace.to_string(), rollout_id.clone());
+                    }
+                    last_trace.clear();
+                    last_trace.push_str(trace);
                 }
-                state.push(event);
-            }
+                if let Some(turn) = event.codex_turn_id()
+                    && turn != last_turn
+                {
+                    if !turns.contains_key(turn) {
+                        turns.insert(turn.to_string(), rollout_id.clone());
+                    }
+                    last_turn.clear();
+                    last_turn.push_str(turn);
+                }
+                match event {
+                    StoredEvent::Full(event) => state.push(*event),
+                    StoredEvent::EvidenceOnly { record_id, .. } => state.count_record(record_id),
+                }
+            })?;
             // The idle clock of a replayed session starts again at the restart.
             collector
                 .last_received
@@ -117,25 +135,42 @@ impl Collector {
             if !dir.exists() {
                 continue;
             }
-            let (bundle, events) = Bundle::open(&dir, special, 0)?;
             if special == UNATTRIBUTED {
+                // Full events: the records not moved yet wait again for their session.
+                let (bundle, events) = Bundle::open(&dir, special, 0)?;
                 // Records moved to their rollout before the restart are in `seen` by now.
                 collector.pending = restore_pending(&bundle.dir, &events, &collector.seen)?;
+                let state = collector
+                    .rollouts
+                    .entry(special.to_string())
+                    .or_insert_with(|| RolloutState::new(special));
+                for event in &events {
+                    if let Some(id) = event
+                        .evidence
+                        .as_ref()
+                        .and_then(|ev| u128::from_str_radix(&ev.record_id, 16).ok())
+                    {
+                        collector.seen.insert(id);
+                    }
+                    state.count(event);
+                }
+                collector.bundles.insert(special.to_string(), bundle);
+                continue;
             }
             let state = collector
                 .rollouts
                 .entry(special.to_string())
                 .or_insert_with(|| RolloutState::new(special));
-            for event in events {
+            let seen = &mut collector.seen;
+            let bundle = Bundle::opening(&dir, special, 0)?.replay(|event| {
                 if let Some(id) = event
-                    .evidence
-                    .as_ref()
-                    .and_then(|ev| u128::from_str_radix(&ev.record_id, 16).ok())
+                    .record_id()
+                    .and_then(|id| u128::from_str_radix(id, 16).ok())
                 {
-                    collector.seen.insert(id);
+                    seen.insert(id);
                 }
-                state.count(&event);
-            }
+                state.count_record(event.record_id());
+            })?;
             collector.bundles.insert(special.to_string(), bundle);
         }
         // Pending records whose session became known before a crash cut the move short.

@@ -213,4 +213,9 @@ impl RawEventPayload {
             Self::OtelLog { .. } | Self::OtelSpan { .. } | Self::OtelMetric { .. }
         )
     }
+
+    /// [`Self::is_evidence_only`] by the serialized `type` tag (see [`Self::type_name`]).
+    pub fn is_evidence_only_type(type_name: &str) -> bool {
+        matches!(type_name, "otel_log" | "otel_span" | "otel_metric")
+    }
 }

@@ -7,7 +7,7 @@ use super::Ctx;
 use super::graph::HttpAttempt;
 use super::turns::Turns;
 use crate::normalize::{RawEventPayload as P, TokenUsage};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 #[derive(Debug)]
 pub struct CallBuild {
@@ -48,6 +48,7 @@ impl Calls {
     pub fn build(ctx: &Ctx, turns: &Turns) -> Calls {
         let mut list: Vec<CallBuild> = Vec::new();
         let mut by_span: HashMap<String, usize> = HashMap::new();
+        let mut starts = Starts::default();
         for (i, e) in ctx.events.iter().enumerate() {
             let thread = ctx.thread_of(e);
             let t = e.wall_time_unix_ms;
@@ -91,7 +92,7 @@ impl Calls {
                         };
                         list.push(CallBuild {
                             id,
-                            thread_id: thread.clone(),
+                            thread_id: thread.to_string(),
                             turn: turns.of_event[i],
                             start: (started, ctx.seq(i)),
                             model: model.clone(),
@@ -105,10 +106,16 @@ impl Calls {
                         if let Some(key) = &span_key {
                             by_span.insert(key.clone(), list.len() - 1);
                         }
-                        list.len() - 1
+                        let idx = list.len() - 1;
+                        starts.insert(&list[idx], idx);
+                        idx
                     });
+                    if started < list[idx].start.0 {
+                        starts.remove(&list[idx], idx);
+                        list[idx].start.0 = started;
+                        starts.insert(&list[idx], idx);
+                    }
                     let call = &mut list[idx];
-                    call.start.0 = call.start.0.min(started);
                     call.last_attempt_seq = ctx.seq(i);
                     call.attempts.push(HttpAttempt {
                         attempt: *attempt,
@@ -120,12 +127,13 @@ impl Calls {
                     });
                 }
                 P::InferenceStreamEvent { .. } => {
-                    if let Some(c) = latest_call(&mut list, &thread, t) {
-                        c.first_stream_event.get_or_insert(t);
+                    if let Some(c) = starts.latest(thread, t) {
+                        list[c].first_stream_event.get_or_insert(t);
                     }
                 }
                 P::InferenceCompleted { usage, ttft_ms } => {
-                    if let Some(c) = latest_call(&mut list, &thread, t) {
+                    if let Some(c) = starts.latest(thread, t) {
+                        let c = &mut list[c];
                         c.first_stream_event.get_or_insert(t);
                         c.completed = Some(((t, ctx.seq(i)), usage.clone(), *ttft_ms));
                     }
@@ -135,7 +143,7 @@ impl Calls {
                     source,
                 } => {
                     let call = if source == "codex.sse_event" {
-                        latest_call(&mut list, &thread, t)
+                        starts.latest(thread, t).map(|c| &mut list[c])
                     } else {
                         // The stream-error span: the latest call of its turn.
                         let turn = turns.of_event[i];
@@ -195,8 +203,41 @@ pub enum Outcome {
     Running,
 }
 
-fn latest_call<'a>(list: &'a mut [CallBuild], thread: &str, t: i64) -> Option<&'a mut CallBuild> {
-    list.iter_mut()
-        .filter(|c| c.thread_id == thread && c.start.0 <= t)
-        .max_by_key(|c| c.start)
+/// The calls of each thread by (start, index): finds the latest call of a thread
+/// started by a given time (the one its stream events belong to) without a scan.
+#[derive(Default)]
+struct Starts {
+    of_thread: HashMap<String, BTreeSet<(At, usize)>>,
+}
+
+/// (wall time in ms, canonical seq).
+type At = (i64, u64);
+
+impl Starts {
+    fn insert(&mut self, call: &CallBuild, idx: usize) {
+        match self.of_thread.get_mut(&call.thread_id) {
+            Some(starts) => starts.insert((call.start, idx)),
+            None => self
+                .of_thread
+                .entry(call.thread_id.clone())
+                .or_default()
+                .insert((call.start, idx)),
+        };
+    }
+
+    fn remove(&mut self, call: &CallBuild, idx: usize) {
+        if let Some(starts) = self.of_thread.get_mut(&call.thread_id) {
+            starts.remove(&(call.start, idx));
+        }
+    }
+
+    /// The call of `thread` with the latest start at or before `t` (of equal starts,
+    /// the last made).
+    fn latest(&self, thread: &str, t: i64) -> Option<usize> {
+        self.of_thread
+            .get(thread)?
+            .range(..=((t, u64::MAX), usize::MAX))
+            .next_back()
+            .map(|(_, idx)| *idx)
+    }
 }

@@ -9,6 +9,7 @@
 pub mod agents;
 pub mod graph;
 pub mod inference;
+pub mod kept;
 pub mod order;
 pub mod terminal;
 pub mod tools;
@@ -17,12 +18,13 @@ pub mod turns;
 use crate::normalize::{ExecutionStatus, RawEvent, RawEventPayload as P, TokenUsage, tool_output};
 use graph::*;
 use inference::{Calls, Outcome};
-use std::collections::{BTreeMap, BTreeSet};
+use kept::{Interner, KeptEvent};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// The events of one rollout in canonical order.
 pub struct Ctx<'a> {
-    pub events: Vec<&'a RawEvent>,
+    pub events: Vec<&'a KeptEvent>,
     pub rollout_id: &'a str,
 }
 
@@ -33,18 +35,19 @@ impl Ctx<'_> {
         index as u64 + 1
     }
 
-    pub fn thread_of(&self, e: &RawEvent) -> String {
-        e.thread_id
-            .clone()
-            .unwrap_or_else(|| self.rollout_id.to_string())
+    /// The thread of an event: its own, else the rollout's root thread.
+    pub fn thread_of<'e>(&'e self, e: &'e KeptEvent) -> &'e str {
+        e.thread_id.as_deref().unwrap_or(self.rollout_id)
     }
 }
 
-/// A rollout's events, and its graph rebuilt on demand.
+/// A rollout's events (what the reducer reads of them), and its graph rebuilt on
+/// demand.
 #[derive(Default)]
 pub struct RolloutState {
     pub rollout_id: String,
-    pub events: Vec<RawEvent>,
+    events: Vec<KeptEvent>,
+    strings: Interner,
     /// OTLP records behind the events (a record may give several events, which are
     /// always stored together).
     pub record_count: u64,
@@ -67,18 +70,38 @@ impl RolloutState {
             return;
         }
         self.last_wall_time_unix_ms = self.last_wall_time_unix_ms.max(event.wall_time_unix_ms);
-        self.events.push(event);
+        self.events.push(self.strings.keep(event));
         self.cached = None;
+    }
+
+    /// Events kept for the reducer (the evidence-only ones are not).
+    pub fn kept_events(&self) -> usize {
+        self.events.len()
     }
 
     /// Counts the record behind an event without keeping the event (for the bundles
     /// of records that belong to no session).
     pub fn count(&mut self, event: &RawEvent) {
-        if let Some(ev) = &event.evidence
-            && self.last_record_id.as_deref() != Some(ev.record_id.as_str())
-        {
-            self.record_count += 1;
-            self.last_record_id = Some(ev.record_id.clone());
+        self.count_record(event.evidence.as_ref().map(|ev| ev.record_id.as_str()));
+    }
+
+    /// Counts the record behind an event, by its id (`None`: an event the collector
+    /// decided, with no record behind it).
+    pub fn count_record(&mut self, record_id: Option<&str>) {
+        let Some(id) = record_id else {
+            return;
+        };
+        match &mut self.last_record_id {
+            Some(last) if last == id => {}
+            Some(last) => {
+                self.record_count += 1;
+                last.clear();
+                last.push_str(id);
+            }
+            None => {
+                self.record_count += 1;
+                self.last_record_id = Some(id.to_string());
+            }
         }
     }
 
@@ -86,7 +109,7 @@ impl RolloutState {
         if let Some(graph) = &self.cached {
             return graph.clone();
         }
-        let mut graph = reduce(&self.rollout_id, &self.events);
+        let mut graph = reduce_kept(&self.rollout_id, &self.events);
         graph.telemetry.record_count = self.record_count;
         let graph = Arc::new(graph);
         self.cached = Some(graph.clone());
@@ -102,6 +125,16 @@ impl RolloutState {
 /// Builds the graph of one rollout from its events (any order; evidence-only events
 /// are ignored).
 pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
+    let mut strings = Interner::default();
+    let kept: Vec<KeptEvent> = events
+        .iter()
+        .filter(|e| !e.payload.is_evidence_only())
+        .map(|e| strings.copy(e))
+        .collect();
+    reduce_kept(rollout_id, &kept)
+}
+
+fn reduce_kept(rollout_id: &str, events: &[KeptEvent]) -> RolloutGraph {
     let ctx = Ctx {
         // `rollout_started` records when the bundle was made, which depends on batching.
         events: order::canonical(events.iter().filter(|e| {
@@ -125,6 +158,16 @@ pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
 
     // When each turn can receive nothing more: its span ended, the thread's next turn
     // started, or the process exited / went idle after it started.
+    let mut turn_starts: HashMap<&str, Vec<(i64, u64)>> = HashMap::new();
+    for turn in &turns.list {
+        turn_starts
+            .entry(turn.thread_id.as_str())
+            .or_default()
+            .push(turn.start);
+    }
+    for starts in turn_starts.values_mut() {
+        starts.sort_unstable();
+    }
     let turn_over: Vec<Option<(i64, u64, &str)>> = turns
         .list
         .iter()
@@ -132,10 +175,11 @@ pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
             if let Some((t, s)) = turn.span_end {
                 return Some((t, s, "span"));
             }
-            let next = turns
-                .of_thread(&turn.thread_id)
-                .map(|(_, t)| t.start)
-                .find(|start| *start > turn.start);
+            let next = turn_starts.get(turn.thread_id.as_str()).and_then(|starts| {
+                starts
+                    .get(starts.partition_point(|start| *start <= turn.start))
+                    .copied()
+            });
             if let Some((t, s)) = next {
                 return Some((t, s, "next_turn"));
             }
@@ -147,35 +191,43 @@ pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
         .collect();
 
     // Inference calls.
+    let mut later_in_turn = vec![false; calls.list.len()];
+    let mut seen_turns: HashSet<(Option<usize>, &str)> = HashSet::new();
+    for (n, call) in calls.list.iter().enumerate().rev() {
+        later_in_turn[n] = !seen_turns.insert((call.turn, call.thread_id.as_str()));
+    }
     let mut outcomes = Vec::with_capacity(calls.list.len());
     for (n, call) in calls.list.iter().enumerate() {
-        let later_in_turn = calls.list[n + 1..]
-            .iter()
-            .any(|c| c.turn == call.turn && c.thread_id == call.thread_id);
-        let over =
-            later_in_turn || call.turn.is_some_and(|t| turn_over[t].is_some()) || closure.is_some();
+        let over = later_in_turn[n]
+            || call.turn.is_some_and(|t| turn_over[t].is_some())
+            || closure.is_some();
         outcomes.push(Calls::outcome(call, over));
     }
 
-    // Tool calls, and which response asked for each.
+    // Tool calls, and which response asked for each: the latest call of the tool's
+    // thread (and turn) started by the tool's start. Calls are in start order.
+    let mut calls_of_thread: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut calls_of_thread_turn: HashMap<(&str, Option<usize>), Vec<usize>> = HashMap::new();
+    for (n, call) in calls.list.iter().enumerate() {
+        let thread = call.thread_id.as_str();
+        calls_of_thread.entry(thread).or_default().push(n);
+        calls_of_thread_turn
+            .entry((thread, call.turn))
+            .or_default()
+            .push(n);
+    }
     let mut started_by: Vec<Option<usize>> = Vec::with_capacity(tools.len());
     for tool in &tools {
-        let thread = tool
-            .thread_id
-            .clone()
-            .unwrap_or_else(|| rollout_id.to_string());
+        let thread = tool.thread_id.as_deref().unwrap_or(rollout_id);
         let start = tool.start();
-        let call = calls
-            .list
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| {
-                c.thread_id == thread
-                    && (tool.turn.is_none() || c.turn == tool.turn)
-                    && c.start <= start
-            })
-            .max_by_key(|(_, c)| c.start)
-            .map(|(i, _)| i);
+        let candidates = match tool.turn {
+            None => calls_of_thread.get(thread),
+            Some(_) => calls_of_thread_turn.get(&(thread, tool.turn)),
+        };
+        let call = candidates.and_then(|list| {
+            let started = list.partition_point(|&n| calls.list[n].start <= start);
+            started.checked_sub(1).map(|k| list[k])
+        });
         started_by.push(call);
     }
 
@@ -189,7 +241,7 @@ pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
         {
             let turn = turns.of_event[i].map(|t| turns.list[t].id.clone());
             items.add(
-                &ctx.thread_of(e),
+                ctx.thread_of(e),
                 turn,
                 "user",
                 "message",
@@ -234,7 +286,11 @@ pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
     }
 
     // Threads.
-    let mut thread_ids: BTreeSet<String> = ctx.events.iter().map(|e| ctx.thread_of(e)).collect();
+    let mut thread_ids: BTreeSet<String> = ctx
+        .events
+        .iter()
+        .map(|e| ctx.thread_of(e).to_string())
+        .collect();
     thread_ids.insert(rollout_id.to_string());
     let thread_ended = closure.as_ref().map(|c| (c.0, c.1));
     for thread_id in &thread_ids {
@@ -249,7 +305,7 @@ pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
                     provider_name,
                     agent_path,
                     ..
-                } if t == thread_id || (t.is_empty() && ctx.thread_of(e) == *thread_id) => {
+                } if t == thread_id || (t.is_empty() && ctx.thread_of(e) == thread_id) => {
                     Some((i, model.clone(), provider_name.clone(), agent_path.clone()))
                 }
                 _ => None,
@@ -258,7 +314,7 @@ pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
             .events
             .iter()
             .enumerate()
-            .find(|(_, e)| ctx.thread_of(e) == *thread_id);
+            .find(|(_, e)| ctx.thread_of(e) == thread_id);
         let start = match (&meta, first) {
             (Some((i, ..)), _) => (ctx.events[*i].wall_time_unix_ms, ctx.seq(*i)),
             (None, Some((i, e))) => (e.wall_time_unix_ms, ctx.seq(i)),
@@ -358,17 +414,29 @@ pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
     }
 
     // Turns: status from their last inference call.
+    let mut calls_of_turn: Vec<Vec<usize>> = vec![Vec::new(); turns.list.len()];
+    for (n, call) in calls.list.iter().enumerate() {
+        if let Some(turn) = call.turn {
+            calls_of_turn[turn].push(n);
+        }
+    }
+    let mut tools_pending_in_turn = vec![false; turns.list.len()];
+    for tool in &tools {
+        if let (Some(turn), None) = (tool.turn, tool.ended) {
+            tools_pending_in_turn[turn] = true;
+        }
+    }
+    let mut asked_for_tools_by_call = vec![false; calls.list.len()];
+    for &n in started_by.iter().flatten() {
+        asked_for_tools_by_call[n] = true;
+    }
     for (idx, turn) in turns.list.iter().enumerate() {
-        let turn_calls: Vec<usize> = (0..calls.list.len())
-            .filter(|&n| calls.list[n].turn == Some(idx))
-            .collect();
+        let turn_calls = &calls_of_turn[idx];
         let last = turn_calls
             .last()
             .map(|&n| (&calls.list[n], &outcomes[n], n));
-        let tools_pending = tools
-            .iter()
-            .any(|t| t.turn == Some(idx) && t.ended.is_none());
-        let asked_for_tools = |n: usize| started_by.contains(&Some(n));
+        let tools_pending = tools_pending_in_turn[idx];
+        let asked_for_tools = |n: usize| asked_for_tools_by_call[n];
         let (status, end, closed_by) = match (last, turn_over[idx]) {
             (Some((_, Outcome::Failed(at, _), _)), over) => (
                 ExecutionStatus::Failed,
@@ -392,7 +460,7 @@ pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
             (_, None) => (ExecutionStatus::Running, None, None),
         };
         let mut usage = TokenUsage::default();
-        for &n in &turn_calls {
+        for &n in turn_calls {
             if let Some(u) = &graph.inference_calls[&calls.list[n].id].usage {
                 add_usage(&mut usage, u);
             }
@@ -498,15 +566,17 @@ pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
 
     graph.conversation_items = items.map;
     for e in &ctx.events {
-        if let Some(payload) = e.evidence.as_ref().and_then(|ev| ev.raw_payload.as_ref()) {
-            graph
-                .raw_payloads
-                .entry(payload.raw_payload_id.clone())
-                .or_insert_with(|| RawPayload {
+        if let Some(payload) = e.evidence.as_ref().and_then(|ev| ev.raw_payload.as_ref())
+            && !graph.raw_payloads.contains_key(&payload.raw_payload_id)
+        {
+            graph.raw_payloads.insert(
+                payload.raw_payload_id.clone(),
+                RawPayload {
                     raw_payload_id: payload.raw_payload_id.clone(),
                     kind: payload.kind.clone(),
                     path: payload.path.clone(),
-                });
+                },
+            );
         }
         match &e.payload {
             P::ThreadStarted {
@@ -717,10 +787,13 @@ pub fn preview(text: &str, max: usize) -> String {
     }
 }
 
+/// Conversation items, in the order they were added, found by thread and by turn.
 #[derive(Default)]
 struct Items {
     map: BTreeMap<String, ConversationItem>,
-    order: Vec<String>,
+    of_thread: HashMap<String, Vec<String>>,
+    /// (turn, role) → items.
+    of_turn: HashMap<(String, String), Vec<String>>,
 }
 
 impl Items {
@@ -735,7 +808,17 @@ impl Items {
         text: Option<String>,
         at: i64,
     ) -> String {
-        let id = format!("conversation_item:{}", self.order.len() + 1);
+        let id = format!("conversation_item:{}", self.map.len() + 1);
+        self.of_thread
+            .entry(thread.to_string())
+            .or_default()
+            .push(id.clone());
+        if let Some(turn) = &turn {
+            self.of_turn
+                .entry((turn.clone(), role.to_string()))
+                .or_default()
+                .push(id.clone());
+        }
         self.map.insert(
             id.clone(),
             ConversationItem {
@@ -749,25 +832,17 @@ impl Items {
                 first_seen_at_unix_ms: at,
             },
         );
-        self.order.push(id.clone());
         id
     }
 
     fn of_thread(&self, thread: &str) -> Vec<String> {
-        self.order
-            .iter()
-            .filter(|id| self.map[*id].thread_id == thread)
-            .cloned()
-            .collect()
+        self.of_thread.get(thread).cloned().unwrap_or_default()
     }
 
     fn of_turn(&self, turn: &str, role: &str) -> Vec<String> {
-        self.order
-            .iter()
-            .filter(|id| {
-                self.map[*id].codex_turn_id.as_deref() == Some(turn) && self.map[*id].role == role
-            })
+        self.of_turn
+            .get(&(turn.to_string(), role.to_string()))
             .cloned()
-            .collect()
+            .unwrap_or_default()
     }
 }

@@ -3,7 +3,8 @@
 //! events in the same millisecond, then by record id. This order alone drives the
 //! reducer, which makes the graph the same however the events arrived.
 
-use crate::normalize::{RawEvent, RawEventPayload as P};
+use super::kept::KeptEvent;
+use crate::normalize::RawEventPayload as P;
 
 /// Rank of an event among events of the same millisecond: the order Codex emits them.
 fn rank(payload: &P) -> u8 {
@@ -39,10 +40,10 @@ fn stream_event_rank(kind: Option<&str>) -> u8 {
 }
 
 /// Sorts events into canonical order.
-pub fn canonical<'a>(events: impl IntoIterator<Item = &'a RawEvent>) -> Vec<&'a RawEvent> {
-    let mut sorted: Vec<&RawEvent> = events.into_iter().collect();
+pub fn canonical<'a>(events: impl IntoIterator<Item = &'a KeptEvent>) -> Vec<&'a KeptEvent> {
+    let mut sorted: Vec<&KeptEvent> = events.into_iter().collect();
     sorted.sort_by(|a, b| {
-        let key = |e: &'a RawEvent| (e.wall_time_unix_ms, rank(&e.payload));
+        let key = |e: &'a KeptEvent| (e.wall_time_unix_ms, rank(&e.payload));
         key(a)
             .cmp(&key(b))
             .then_with(|| record_key(a).cmp(&record_key(b)))
@@ -50,12 +51,9 @@ pub fn canonical<'a>(events: impl IntoIterator<Item = &'a RawEvent>) -> Vec<&'a 
     sorted
 }
 
-fn record_key(e: &RawEvent) -> (&str, &'static str) {
+fn record_key(e: &KeptEvent) -> (&str, &'static str) {
     (
-        e.evidence
-            .as_ref()
-            .map(|ev| ev.record_id.as_str())
-            .unwrap_or(""),
+        e.evidence.as_ref().map(|ev| &*ev.record_id).unwrap_or(""),
         e.payload.type_name(),
     )
 }

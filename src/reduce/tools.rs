@@ -92,7 +92,7 @@ pub fn build(ctx: &Ctx, turns: &Turns) -> Vec<ToolBuild> {
         if e.thread_id.is_some()
             && (tool.thread_id.is_none() || !matches!(e.payload, P::TerminalProcess { .. }))
         {
-            tool.thread_id = e.thread_id.clone();
+            tool.thread_id = e.thread_id.as_deref().map(str::to_string);
         }
         if tool.turn.is_none() || matches!(e.payload, P::ToolCallStarted { .. }) {
             tool.turn = turns.of_event[i].or(tool.turn);

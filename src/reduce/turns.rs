@@ -23,11 +23,16 @@ pub struct TurnBuild {
 pub struct Turns {
     pub list: Vec<TurnBuild>,
     by_id: HashMap<String, usize>,
-    /// (thread, trace) → the one span turn of that thread in that trace.
-    by_trace: HashMap<(String, String), Option<usize>>,
+    /// trace → thread → the one span turn of that thread in that trace.
+    by_trace: HashMap<String, HashMap<String, Option<usize>>>,
+    /// Span turns of each thread, by (start, index).
+    span_turns: HashMap<String, Vec<(At, usize)>>,
     /// Turn of each event, by canonical index.
     pub of_event: Vec<Option<usize>>,
 }
+
+/// (wall time in ms, canonical seq).
+type At = (i64, u64);
 
 /// How far before a span turn's start a log record may still belong to it (0.80 logs
 /// the prompt just before its `run_turn` span starts).
@@ -72,11 +77,14 @@ impl Turns {
                 None => {
                     self.list.push(TurnBuild {
                         id: turn_id.clone(),
-                        thread_id: ctx.thread_of(e),
+                        thread_id: ctx.thread_of(e).to_string(),
                         start: (e.wall_time_unix_ms, ctx.seq(i)),
                         span_end: None,
                         from_span: true,
-                        trace_id: e.evidence.as_ref().and_then(|ev| ev.trace_id.clone()),
+                        trace_id: e
+                            .evidence
+                            .as_ref()
+                            .and_then(|ev| ev.trace_id.as_deref().map(str::to_string)),
                         ttft_ms: None,
                     });
                     self.by_id.insert(turn_id.clone(), self.list.len() - 1);
@@ -112,28 +120,45 @@ impl Turns {
         // (thread, trace) → turn, from every event that names its turn.
         for e in ctx.events.iter() {
             let (Some(turn), Some(trace)) = (
-                e.codex_turn_id.as_ref(),
-                e.evidence.as_ref().and_then(|ev| ev.trace_id.as_ref()),
+                e.codex_turn_id.as_deref(),
+                e.evidence.as_ref().and_then(|ev| ev.trace_id.as_deref()),
             ) else {
                 continue;
             };
             let Some(&idx) = self.by_id.get(turn) else {
                 continue;
             };
-            let key = (self.list[idx].thread_id.clone(), trace.clone());
-            let entry = self.by_trace.entry(key).or_insert(Some(idx));
-            if *entry != Some(idx) {
-                *entry = None;
+            let threads = match self.by_trace.get_mut(trace) {
+                Some(threads) => threads,
+                None => self.by_trace.entry(trace.to_string()).or_default(),
+            };
+            let thread = self.list[idx].thread_id.as_str();
+            match threads.get_mut(thread) {
+                Some(entry) if *entry != Some(idx) => *entry = None,
+                Some(_) => {}
+                None => {
+                    threads.insert(thread.to_string(), Some(idx));
+                }
             }
         }
         for turn in self.list.iter_mut() {
             if turn.trace_id.is_none() {
+                let idx = self.by_id.get(&turn.id).copied();
                 turn.trace_id = self
                     .by_trace
                     .iter()
-                    .find(|(_, v)| v.is_some_and(|v| self.by_id.get(&turn.id) == Some(&v)))
-                    .map(|((_, trace), _)| trace.clone());
+                    .find(|(_, threads)| threads.values().any(|v| v.is_some() && *v == idx))
+                    .map(|(trace, _)| trace.clone());
             }
+        }
+        for (idx, turn) in self.list.iter().enumerate() {
+            self.span_turns
+                .entry(turn.thread_id.clone())
+                .or_default()
+                .push((turn.start, idx));
+        }
+        for turns in self.span_turns.values_mut() {
+            turns.sort_unstable();
         }
     }
 
@@ -158,18 +183,18 @@ impl Turns {
     fn turn_for(&mut self, ctx: &Ctx, i: usize) -> Option<usize> {
         let e = ctx.events[i];
         let thread = ctx.thread_of(e);
-        if let Some(turn) = e.codex_turn_id.as_ref().and_then(|t| self.by_id.get(t)) {
+        if let Some(turn) = e.codex_turn_id.as_deref().and_then(|t| self.by_id.get(t)) {
             return Some(*turn);
         }
-        let trace = e.evidence.as_ref().and_then(|ev| ev.trace_id.clone());
-        if let Some(trace) = &trace
-            && let Some(Some(idx)) = self.by_trace.get(&(thread.clone(), trace.clone()))
+        let trace = e.evidence.as_ref().and_then(|ev| ev.trace_id.as_deref());
+        if let Some(trace) = trace
+            && let Some(Some(idx)) = self.by_trace.get(trace).and_then(|t| t.get(thread))
         {
             return Some(*idx);
         }
         let t = e.wall_time_unix_ms;
-        if let Some(idx) = self.latest(&thread, t + EARLY_SLACK_MS, true) {
-            let same_trace = match (&trace, &self.list[idx].trace_id) {
+        if let Some(idx) = self.latest_span_turn(thread, t + EARLY_SLACK_MS) {
+            let same_trace = match (trace, &self.list[idx].trace_id) {
                 (Some(a), Some(b)) => a == b,
                 _ => true,
             };
@@ -182,16 +207,24 @@ impl Turns {
             // Spans of this trace have not arrived (yet): the trace stands for the turn.
             Some(trace) => {
                 let id = format!("otel-trace:{trace}");
-                Some(self.get_or_open(id, &thread, (t, ctx.seq(i)), Some(trace)))
+                Some(self.get_or_open(id, thread, (t, ctx.seq(i)), Some(trace.to_string())))
             }
             None if opens_turn => Some(self.get_or_open(
                 format!("prompt:{thread}:{t}"),
-                &thread,
+                thread,
                 (t, ctx.seq(i)),
                 None,
             )),
-            None => self.latest(&thread, t, false),
+            None => self.latest(thread, t, false),
         }
+    }
+
+    /// The latest span turn of the thread started at or before `t` (the span turns
+    /// are all known before events are assigned).
+    fn latest_span_turn(&self, thread: &str, t: i64) -> Option<usize> {
+        let turns = self.span_turns.get(thread)?;
+        let started = turns.partition_point(|(start, _)| start.0 <= t);
+        started.checked_sub(1).map(|k| turns[k].1)
     }
 
     /// The latest turn of the thread started at or before `t`.

@@ -5,12 +5,18 @@
 //! fsyncs both (and the directory when a file is new) before returning, so an Export
 //! is acknowledged only once its events are on disk. A torn last line (a crash in the
 //! middle of a write, never acknowledged) is cut off when the bundle is opened again.
+//!
+//! Replay speed: opening a data directory reads every event. The log is read in
+//! blocks whose lines are parsed on several threads, and evidence-only events (most
+//! of a bundle: spans and log records the reducer does not use) are not built, only
+//! the ids replay indexes are read from them (see [`OpeningBundle::replay`]).
 
 use super::manifest::{MANIFEST_FILE_NAME, Manifest, PAYLOADS_DIR_NAME, RAW_EVENT_LOG_FILE_NAME};
-use crate::normalize::RawEvent;
+use crate::normalize::{RawEvent, RawEventPayload};
 use anyhow::{Context, Result};
+use serde::Deserialize;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 pub struct Bundle {
@@ -21,6 +27,59 @@ pub struct Bundle {
     next_payload: u64,
 }
 
+/// A bundle whose manifest is read (or written) but whose events are not read yet.
+pub struct OpeningBundle {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// One stored event, as replay sees it.
+#[derive(Debug)]
+pub enum StoredEvent<'a> {
+    /// An event the reducer uses (or any event, when the log is read in full).
+    Full(Box<RawEvent>),
+    /// An evidence-only event (`otel_log`, `otel_span`, `otel_metric`): only the ids
+    /// replay indexes, borrowed from the line.
+    EvidenceOnly {
+        seq: u64,
+        codex_turn_id: Option<&'a str>,
+        record_id: Option<&'a str>,
+        trace_id: Option<&'a str>,
+    },
+}
+
+impl StoredEvent<'_> {
+    pub fn seq(&self) -> u64 {
+        match self {
+            StoredEvent::Full(e) => e.seq,
+            StoredEvent::EvidenceOnly { seq, .. } => *seq,
+        }
+    }
+
+    pub fn codex_turn_id(&self) -> Option<&str> {
+        match self {
+            StoredEvent::Full(e) => e.codex_turn_id.as_deref(),
+            StoredEvent::EvidenceOnly { codex_turn_id, .. } => *codex_turn_id,
+        }
+    }
+
+    /// The OTLP record behind the event (`evidence.record_id`).
+    pub fn record_id(&self) -> Option<&str> {
+        match self {
+            StoredEvent::Full(e) => e.evidence.as_ref().map(|ev| ev.record_id.as_str()),
+            StoredEvent::EvidenceOnly { record_id, .. } => *record_id,
+        }
+    }
+
+    /// `evidence.trace_id`.
+    pub fn trace_id(&self) -> Option<&str> {
+        match self {
+            StoredEvent::Full(e) => e.evidence.as_ref().and_then(|ev| ev.trace_id.as_deref()),
+            StoredEvent::EvidenceOnly { trace_id, .. } => *trace_id,
+        }
+    }
+}
+
 impl Bundle {
     /// Opens a bundle, creating it if needed, and returns the events it holds.
     pub fn open(
@@ -28,6 +87,19 @@ impl Bundle {
         rollout_id: &str,
         started_at_unix_ms: i64,
     ) -> Result<(Bundle, Vec<RawEvent>)> {
+        let opening = Bundle::opening(dir, rollout_id, started_at_unix_ms)?;
+        let mut events = Vec::new();
+        let bundle = opening.read(true, |event| {
+            if let StoredEvent::Full(event) = event {
+                events.push(*event);
+            }
+        })?;
+        Ok((bundle, events))
+    }
+
+    /// Reads a bundle's manifest, creating the bundle if needed; its events are read
+    /// next, by [`OpeningBundle::replay`].
+    pub fn opening(dir: &Path, rollout_id: &str, started_at_unix_ms: i64) -> Result<OpeningBundle> {
         let manifest_path = dir.join(MANIFEST_FILE_NAME);
         let manifest = if manifest_path.exists() {
             serde_json::from_slice(&fs::read(&manifest_path)?)
@@ -41,39 +113,10 @@ impl Bundle {
             }
             manifest
         };
-        let log_path = dir.join(RAW_EVENT_LOG_FILE_NAME);
-        let events = read_events(&log_path)?;
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)?;
-        let next_payload = fs::read_dir(dir.join(PAYLOADS_DIR_NAME))
-            .map(|entries| {
-                entries
-                    .filter_map(|e| {
-                        e.ok()?
-                            .file_name()
-                            .to_str()?
-                            .strip_suffix(".json")?
-                            .parse::<u64>()
-                            .ok()
-                    })
-                    .max()
-                    .unwrap_or(0)
-            })
-            .unwrap_or(0)
-            + 1;
-        let next_seq = events.last().map(|e| e.seq + 1).unwrap_or(1);
-        Ok((
-            Bundle {
-                dir: dir.to_path_buf(),
-                manifest,
-                log,
-                next_seq,
-                next_payload,
-            },
-            events,
-        ))
+        Ok(OpeningBundle {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
     }
 
     /// Reserves the next payload file; returns its id and path relative to the bundle.
@@ -121,41 +164,199 @@ impl Bundle {
     }
 }
 
+impl OpeningBundle {
+    /// Reads the events in `seq` order, handing each to `on_event`: the events the
+    /// reducer uses in full, evidence-only events as their ids. Cuts off a torn last
+    /// line, then opens the log for appending.
+    pub fn replay(self, on_event: impl FnMut(StoredEvent<'_>)) -> Result<Bundle> {
+        self.read(false, on_event)
+    }
+
+    fn read(self, full: bool, on_event: impl FnMut(StoredEvent<'_>)) -> Result<Bundle> {
+        let log_path = self.dir.join(RAW_EVENT_LOG_FILE_NAME);
+        let last_seq = scan_log(&log_path, full, on_event)?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        let next_payload = fs::read_dir(self.dir.join(PAYLOADS_DIR_NAME))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| {
+                        e.ok()?
+                            .file_name()
+                            .to_str()?
+                            .strip_suffix(".json")?
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+            + 1;
+        Ok(Bundle {
+            dir: self.dir,
+            manifest: self.manifest,
+            log,
+            next_seq: last_seq.map(|s| s + 1).unwrap_or(1),
+            next_payload,
+        })
+    }
+}
+
 /// Reads `trace.jsonl`, cutting off a torn last line.
 pub fn read_events(path: &Path) -> Result<Vec<RawEvent>> {
-    let Ok(file) = File::open(path) else {
-        return Ok(Vec::new());
-    };
-    let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut events = Vec::new();
-    let mut line = Vec::new();
+    scan_log(path, true, |event| {
+        if let StoredEvent::Full(event) = event {
+            events.push(*event);
+        }
+    })?;
+    Ok(events)
+}
+
+/// How much of the log is read and parsed at a time (split between the threads).
+const BLOCK_BYTES: u64 = 8 << 20;
+/// Below this, a block is parsed on the calling thread alone.
+const PARALLEL_MIN_BYTES: usize = 256 << 10;
+
+/// Reads the log block by block, hands every event to `on_event` in order, cuts off
+/// a torn last line (a write never acknowledged), and returns the last `seq`.
+fn scan_log(
+    path: &Path,
+    full: bool,
+    mut on_event: impl FnMut(StoredEvent<'_>),
+) -> Result<Option<u64>> {
+    let Ok(mut file) = File::open(path) else {
+        return Ok(None);
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut buf = Vec::with_capacity(BLOCK_BYTES as usize + (64 << 10));
     let mut good_len = 0u64;
+    let mut last_seq = None;
     loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line)?;
-        if n == 0 {
+        let read = (&mut file).take(BLOCK_BYTES).read_to_end(&mut buf)?;
+        let complete = memchr::memrchr(b'\n', &buf).map_or(0, |i| i + 1);
+        if complete > 0 {
+            let parts = parse_block(&buf[..complete], full, threads)
+                .with_context(|| format!("{}: bad event line", path.display()))?;
+            for event in parts.into_iter().flatten() {
+                last_seq = Some(event.seq());
+                on_event(event);
+            }
+            good_len += complete as u64;
+            buf.drain(..complete);
+        }
+        if read == 0 {
             break;
         }
-        if line.last() != Some(&b'\n') {
-            break; // torn write: never acknowledged
-        }
-        match serde_json::from_slice::<RawEvent>(&line) {
-            Ok(event) => events.push(event),
-            Err(err) if line.iter().all(|b| b.is_ascii_whitespace()) => drop(err),
-            Err(err) => {
-                return Err(err).with_context(|| format!("{}: bad event line", path.display()));
-            }
-        }
-        good_len += n as u64;
     }
-    let len = fs::metadata(path)?.len();
-    if len != good_len {
+    if !buf.is_empty() {
+        // torn write: never acknowledged
         OpenOptions::new()
             .write(true)
             .open(path)?
             .set_len(good_len)?;
     }
+    Ok(last_seq)
+}
+
+/// Parses whole lines, split between `threads` threads at line ends; the parts come
+/// back in order.
+fn parse_block(
+    block: &[u8],
+    full: bool,
+    threads: usize,
+) -> serde_json::Result<Vec<Vec<StoredEvent<'_>>>> {
+    if threads <= 1 || block.len() < PARALLEL_MIN_BYTES {
+        return Ok(vec![parse_lines(block, full)?]);
+    }
+    let mut parts = Vec::with_capacity(threads);
+    let mut rest = block;
+    for n in (1..=threads).rev() {
+        let cut = if n == 1 {
+            rest.len()
+        } else {
+            let at = rest.len() / n;
+            memchr::memchr(b'\n', &rest[at..]).map_or(rest.len(), |i| at + i + 1)
+        };
+        let (part, tail) = rest.split_at(cut);
+        parts.push(part);
+        rest = tail;
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts[1..]
+            .iter()
+            .map(|part| scope.spawn(move || parse_lines(part, full)))
+            .collect();
+        let mut out = vec![parse_lines(parts[0], full)?];
+        for handle in handles {
+            out.push(handle.join().expect("event log parser panicked")?);
+        }
+        Ok(out)
+    })
+}
+
+fn parse_lines(lines: &[u8], full: bool) -> serde_json::Result<Vec<StoredEvent<'_>>> {
+    let mut events = Vec::with_capacity(lines.len() / 400 + 1);
+    let mut rest = lines;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        if let Some(event) = parse_line(line, full)? {
+            events.push(event);
+        }
+    }
     Ok(events)
+}
+
+/// The fields of a stored event that replay reads from an evidence-only event.
+#[derive(Deserialize)]
+struct EventHead<'a> {
+    seq: u64,
+    #[serde(borrow, default)]
+    codex_turn_id: Option<&'a str>,
+    #[serde(borrow)]
+    payload: PayloadHead<'a>,
+    #[serde(borrow, default)]
+    evidence: Option<EvidenceHead<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PayloadHead<'a> {
+    #[serde(rename = "type", borrow)]
+    type_name: &'a str,
+}
+
+#[derive(Deserialize)]
+struct EvidenceHead<'a> {
+    #[serde(borrow)]
+    record_id: &'a str,
+    #[serde(borrow, default)]
+    trace_id: Option<&'a str>,
+}
+
+/// One line; `None` for a blank one. Unless `full`, an evidence-only event is read
+/// as its ids. (A line whose ids need unescaping is read in full.)
+fn parse_line(line: &[u8], full: bool) -> serde_json::Result<Option<StoredEvent<'_>>> {
+    if !full
+        && let Ok(head) = serde_json::from_slice::<EventHead>(line)
+        && RawEventPayload::is_evidence_only_type(head.payload.type_name)
+    {
+        return Ok(Some(StoredEvent::EvidenceOnly {
+            seq: head.seq,
+            codex_turn_id: head.codex_turn_id,
+            record_id: head.evidence.as_ref().map(|ev| ev.record_id),
+            trace_id: head.evidence.and_then(|ev| ev.trace_id),
+        }));
+    }
+    match serde_json::from_slice::<RawEvent>(line) {
+        Ok(event) => Ok(Some(StoredEvent::Full(Box::new(event)))),
+        Err(_) if line.iter().all(|b| b.is_ascii_whitespace()) => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -173,4 +374,168 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::raw_event::Evidence;
+
+    fn event(n: u64, payload: RawEventPayload, turn: Option<&str>) -> RawEvent {
+        RawEvent {
+            schema_version: 1,
+            seq: 0,
+            wall_time_unix_ms: 1_000 + n as i64,
+            rollout_id: "r".into(),
+            thread_id: Some("r".into()),
+            codex_turn_id: turn.map(str::to_string),
+            payload,
+            evidence: Some(Evidence {
+                record_id: format!("{n:024x}"),
+                signal: "traces".into(),
+                trace_id: Some(format!("{:032x}", n / 10)),
+                span_id: Some(format!("{n:016x}")),
+                parent_span_id: None,
+                raw_payload: None,
+            }),
+        }
+    }
+
+    /// Enough events for several parser threads, mostly evidence only, some with ids
+    /// that need unescaping.
+    fn events() -> Vec<RawEvent> {
+        (0..3_000u64)
+            .map(|n| match n % 7 {
+                0 => event(
+                    n,
+                    RawEventPayload::UserPrompt {
+                        prompt: Some(format!("prompt \"{n}\"\n")),
+                        prompt_length: None,
+                    },
+                    Some("turn-1"),
+                ),
+                1 => event(
+                    n,
+                    RawEventPayload::OtelLog {
+                        event_name: None,
+                        scope: "s".into(),
+                    },
+                    Some("turn\"2"),
+                ),
+                2 => event(
+                    n,
+                    RawEventPayload::OtelMetric {
+                        name: "m".into(),
+                        points: 1,
+                    },
+                    None,
+                ),
+                _ => event(
+                    n,
+                    RawEventPayload::OtelSpan {
+                        name: format!("span {n} with some padding to make lines longer"),
+                    },
+                    Some("turn-3"),
+                ),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn replay_reads_what_read_events_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut bundle, none) = Bundle::open(dir.path(), "r", 0).unwrap();
+        assert!(none.is_empty());
+        let mut written = events();
+        bundle.append(None, &mut written).unwrap();
+        drop(bundle);
+
+        let full = read_events(&dir.path().join(RAW_EVENT_LOG_FILE_NAME)).unwrap();
+        assert_eq!(full, written);
+
+        let mut replayed = Vec::new();
+        let mut bundle = Bundle::opening(dir.path(), "r", 0)
+            .unwrap()
+            .replay(|e| {
+                let ids = (
+                    e.seq(),
+                    e.codex_turn_id().map(str::to_string),
+                    e.record_id().map(str::to_string),
+                    e.trace_id().map(str::to_string),
+                );
+                let kept = match e {
+                    StoredEvent::Full(e) => Some(*e),
+                    StoredEvent::EvidenceOnly { .. } => None,
+                };
+                replayed.push((ids, kept));
+            })
+            .unwrap();
+        assert_eq!(replayed.len(), written.len());
+        for (e, (ids, kept)) in written.iter().zip(&replayed) {
+            let expected = (
+                e.seq,
+                e.codex_turn_id.clone(),
+                e.evidence.as_ref().map(|ev| ev.record_id.clone()),
+                e.evidence.as_ref().and_then(|ev| ev.trace_id.clone()),
+            );
+            assert_eq!(*ids, expected);
+            match kept {
+                Some(kept) => assert_eq!(kept, e),
+                None => assert!(e.payload.is_evidence_only()),
+            }
+        }
+        // Semantic events, and evidence-only ones whose ids need unescaping, in full.
+        assert!(
+            replayed.iter().all(|(_, kept)| kept
+                .as_ref()
+                .is_none_or(|e| !e.payload.is_evidence_only()
+                    || e.codex_turn_id.as_deref() == Some("turn\"2")))
+        );
+
+        // Appending continues the sequence.
+        let mut more = vec![written[3].clone()];
+        bundle.append(None, &mut more).unwrap();
+        assert_eq!(more[0].seq, written.len() as u64 + 1);
+    }
+
+    #[test]
+    fn torn_last_line_is_cut_and_blank_lines_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut bundle, _) = Bundle::open(dir.path(), "r", 0).unwrap();
+        let mut written = events()[..5].to_vec();
+        bundle.append(None, &mut written).unwrap();
+        drop(bundle);
+        let log = dir.path().join(RAW_EVENT_LOG_FILE_NAME);
+        let good = fs::read(&log).unwrap();
+        let mut damaged = good.clone();
+        damaged.extend_from_slice(b"\n  \n{\"schema_version\":1,\"seq\":6,\"wall");
+        fs::write(&log, &damaged).unwrap();
+        let (_, events) = Bundle::open(dir.path(), "r", 0).unwrap();
+        assert_eq!(events, written);
+        assert_eq!(fs::read(&log).unwrap().len(), good.len() + 4);
+    }
+
+    #[test]
+    fn a_bad_line_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(RAW_EVENT_LOG_FILE_NAME);
+        fs::write(&log, b"{\"seq\":1}\n").unwrap();
+        assert!(read_events(&log).is_err());
+        assert!(
+            Bundle::opening(dir.path(), "r", 0)
+                .unwrap()
+                .replay(|_| {})
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn evidence_only_by_type_name() {
+        for e in events().iter().take(7) {
+            assert_eq!(
+                RawEventPayload::is_evidence_only_type(e.payload.type_name()),
+                e.payload.is_evidence_only()
+            );
+        }
+    }
 }

@@ -523,7 +523,8 @@ impl Collector {
             "otlp_{}",
             records.first().map(|r| r.signal.as_str()).unwrap_or("logs")
         );
-        let evidence: Vec<&serde_json::Value> = records.iter().map(|r| &r.evidence).collect();
+        let evidence: Vec<&serde_json::value::RawValue> =
+            records.iter().map(|r| &*r.evidence).collect();
         let body = serde_json::to_vec(&evidence)?;
         let (path, offset) = bundle.append_payload(&body, &mut self.batch)?;
         let payload_id = pack_payload_id(offset);
@@ -711,12 +712,13 @@ fn restore_pending(
                     let records = crate::store::bundle::read_payload(bundle_dir, payload)?;
                     payload_files.insert(key.clone(), records);
                 }
-                payload_files[&key]
-                    .get(payload.index)
-                    .cloned()
-                    .unwrap_or_default()
+                serde_json::value::to_raw_value(
+                    payload_files[&key]
+                        .get(payload.index)
+                        .unwrap_or(&serde_json::Value::Null),
+                )?
             }
-            None => serde_json::Value::Null,
+            None => serde_json::value::to_raw_value(&serde_json::Value::Null)?,
         };
         pending.push(Pending {
             record: NormalizedRecord {

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 pub const WAL_DIR_NAME: &str = "wal";
 /// A segment past this size is checkpointed at once.
-pub const SEGMENT_BYTES: u64 = 64 << 20;
+pub const SEGMENT_BYTES: u64 = 128 << 20;
 /// Changes are checkpointed into the bundles at least this often.
-pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 /// Threads fsyncing bundle files at a checkpoint (fsyncs overlap well on SSDs).
 const SYNC_THREADS: usize = 8;
 const MAGIC: u32 = 0x5243_574c; // "RCWL"

@@ -13,6 +13,7 @@ use crate::normalize::{ExecutionStatus, NormalizedRecord, RawEvent, RawEventPayl
 use crate::reduce::RolloutState;
 use crate::reduce::graph::RolloutGraph;
 use crate::store::bundle::StoredEvent;
+use crate::store::wal::{Ticket, Wal, WalBatch};
 use crate::store::{Bundle, DataDir, METRICS, UNATTRIBUTED};
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
@@ -46,6 +47,10 @@ pub struct Collector {
     changes: broadcast::Sender<String>,
     /// When each rollout last received a record (for the idle close).
     last_received: HashMap<String, std::time::Instant>,
+    /// Group commit: bundle changes are made durable through this log.
+    pub wal: Arc<Wal>,
+    /// Changes made since the last [`Wal::log`].
+    batch: WalBatch,
 }
 
 /// How long an unattributed record waits for the record that ties it to a session.
@@ -55,8 +60,13 @@ impl Collector {
     /// Opens the data directory and replays every bundle in it.
     pub fn open(data_dir: DataDir) -> Result<Collector> {
         std::fs::create_dir_all(&data_dir.root)?;
+        // What an earlier run acknowledged but did not checkpoint goes into the bundles
+        // before they are read.
+        let wal = Wal::open(&data_dir.root)?;
         let (changes, _) = broadcast::channel(1024);
         let mut collector = Collector {
+            batch: wal.batch(),
+            wal,
             data_dir,
             bundles: HashMap::new(),
             rollouts: HashMap::new(),
@@ -191,8 +201,42 @@ impl Collector {
     }
 
     /// Attributes, stores durably and reduces a batch of records. Returns only once
-    /// every event is on disk.
+    /// every event is on disk, and then announces the rollouts it changed.
     pub fn ingest(&mut self, records: Vec<NormalizedRecord>) -> Result<IngestReport> {
+        let (report, ticket) = self.ingest_logged(records)?;
+        self.wal.wait(ticket)?;
+        self.announce(&report.rollouts_touched);
+        Ok(report)
+    }
+
+    /// Like [`Collector::ingest`], but returns before the events are durable: they
+    /// are once `self.wal.wait(ticket)` returns (call it without holding the collector
+    /// lock, so concurrent requests share one fsync). Changes are not announced yet:
+    /// send them once durable ([`Collector::change_sender`]).
+    pub fn ingest_logged(
+        &mut self,
+        records: Vec<NormalizedRecord>,
+    ) -> Result<(IngestReport, Ticket)> {
+        let result = self.ingest_unlogged(records);
+        // Log what was written even after an error, so the log matches the files.
+        let ticket = self
+            .wal
+            .log(std::mem::replace(&mut self.batch, self.wal.batch()))?;
+        Ok((result?, ticket))
+    }
+
+    /// Who to tell about rollouts that changed (the same channel as [`Collector::subscribe`]).
+    pub fn change_sender(&self) -> broadcast::Sender<String> {
+        self.changes.clone()
+    }
+
+    fn announce(&self, rollouts: &[String]) {
+        for rollout in rollouts {
+            let _ = self.changes.send(rollout.clone());
+        }
+    }
+
+    fn ingest_unlogged(&mut self, records: Vec<NormalizedRecord>) -> Result<IngestReport> {
         let mut report = IngestReport::default();
         let mut fresh = Vec::with_capacity(records.len());
         for record in records {
@@ -269,7 +313,6 @@ impl Collector {
             self.append(&rollout, records)?;
             if rollout != UNATTRIBUTED && rollout != METRICS {
                 self.last_received.insert(rollout.clone(), now);
-                let _ = self.changes.send(rollout.clone());
                 report.rollouts_touched.push(rollout);
             }
         }
@@ -372,8 +415,10 @@ impl Collector {
                 .dir
                 .join(crate::store::manifest::RAW_EVENT_LOG_FILE_NAME),
         )?;
-        let target = self.bundle(into, 0)?;
-        let mut moved_payloads: HashMap<String, RawPayloadRef> = HashMap::new();
+        self.bundle(into, 0)?;
+        let target = self.bundles.get_mut(into).expect("bundle");
+        let batch = &mut self.batch;
+        let mut moved_payloads: HashMap<(String, Option<u64>), RawPayloadRef> = HashMap::new();
         let mut moved = Vec::with_capacity(events.len());
         for mut event in events {
             if matches!(event.payload, RawEventPayload::RolloutStarted { .. }) {
@@ -384,28 +429,33 @@ impl Collector {
                 .as_mut()
                 .and_then(|ev| ev.raw_payload.as_mut())
             {
-                if !moved_payloads.contains_key(&old.path) {
-                    let (id, path) = target.next_payload_ref();
-                    std::fs::copy(source.dir.join(&old.path), target.dir.join(&path))?;
+                let key = (old.path.clone(), old.offset);
+                if !moved_payloads.contains_key(&key) {
+                    let records = crate::store::bundle::read_payload(&source.dir, old)?;
+                    let (path, offset) =
+                        target.append_payload(&serde_json::to_vec(&records)?, batch)?;
                     moved_payloads.insert(
-                        old.path.clone(),
+                        key.clone(),
                         RawPayloadRef {
-                            raw_payload_id: id,
+                            raw_payload_id: pack_payload_id(offset),
                             kind: old.kind.clone(),
                             path,
                             index: 0,
+                            offset: Some(offset),
                         },
                     );
                 }
-                let new = &moved_payloads[&old.path];
+                let new = &moved_payloads[&key];
                 old.raw_payload_id = new.raw_payload_id.clone();
                 old.path = new.path.clone();
+                old.offset = new.offset;
             }
             event.rollout_id = into.to_string();
             moved.push(event);
         }
-        target.append(None, &mut moved)?;
+        target.append_events(&mut moved, batch)?;
         std::fs::remove_dir_all(&source.dir)?;
+        batch.remove_dir(&source.dir);
         let state = self
             .rollouts
             .entry(into.to_string())
@@ -431,7 +481,7 @@ impl Collector {
                 .manifest
                 .child_thread_ids
                 .push(conversation.to_string());
-            if let Err(err) = bundle.save_manifest() {
+            if let Err(err) = bundle.save_manifest_logged(&mut self.batch) {
                 tracing::warn!(%err, rollout, "could not update the manifest");
             }
         }
@@ -453,8 +503,15 @@ impl Collector {
 
     fn bundle(&mut self, rollout: &str, started_at: i64) -> Result<&mut Bundle> {
         if !self.bundles.contains_key(rollout) {
-            let (mut bundle, _) =
-                Bundle::open(&self.data_dir.rollout_dir(rollout), rollout, started_at)?;
+            let dir = self.data_dir.rollout_dir(rollout);
+            let mut bundle = if dir
+                .join(crate::store::manifest::MANIFEST_FILE_NAME)
+                .exists()
+            {
+                Bundle::open(&dir, rollout, started_at)?.0
+            } else {
+                Bundle::create(&dir, rollout, started_at, &mut self.batch)?
+            };
             let mut first = vec![RawEvent {
                 schema_version: RAW_EVENT_SCHEMA_VERSION,
                 seq: 0,
@@ -468,7 +525,7 @@ impl Collector {
                 },
                 evidence: None,
             }];
-            bundle.append(None, &mut first)?;
+            bundle.append_events(&mut first, &mut self.batch)?;
             let children: Vec<String> = self
                 .conversation_to_rollout
                 .iter()
@@ -477,7 +534,7 @@ impl Collector {
                 .collect();
             if !children.is_empty() {
                 bundle.manifest.child_thread_ids = children;
-                bundle.save_manifest()?;
+                bundle.save_manifest_logged(&mut self.batch)?;
             }
             let state = self
                 .rollouts
@@ -495,14 +552,17 @@ impl Collector {
             .flat_map(|r| r.events.iter().map(|e| e.wall_time_unix_ms))
             .min()
             .unwrap_or(0);
-        let bundle = self.bundle(rollout, started_at)?;
-        let (payload_id, path) = bundle.next_payload_ref();
+        self.bundle(rollout, started_at)?;
+        let bundle = self.bundles.get_mut(rollout).expect("bundle");
         let kind = format!(
             "otlp_{}",
             records.first().map(|r| r.signal.as_str()).unwrap_or("logs")
         );
-        let evidence: Vec<&serde_json::Value> = records.iter().map(|r| &r.evidence).collect();
+        let evidence: Vec<&serde_json::value::RawValue> =
+            records.iter().map(|r| &*r.evidence).collect();
         let body = serde_json::to_vec(&evidence)?;
+        let (path, offset) = bundle.append_payload(&body, &mut self.batch)?;
+        let payload_id = pack_payload_id(offset);
         let mut events = Vec::with_capacity(records.len() * 2);
         for (index, record) in records.into_iter().enumerate() {
             for pending in record.events {
@@ -536,12 +596,13 @@ impl Collector {
                             kind: kind.clone(),
                             path: path.clone(),
                             index,
+                            offset: Some(offset),
                         }),
                     }),
                 });
             }
         }
-        bundle.append(Some((&path, &body)), &mut events)?;
+        bundle.append_events(&mut events, &mut self.batch)?;
         let state = self
             .rollouts
             .entry(rollout.to_string())
@@ -571,7 +632,7 @@ impl Collector {
         let now = std::time::Instant::now();
         let mut to_close = Vec::new();
         for (id, state) in self.rollouts.iter_mut() {
-            if id == UNATTRIBUTED || id == METRICS || !state.is_open() {
+            if id == UNATTRIBUTED || id == METRICS {
                 continue;
             }
             let quiet = if by_event_time {
@@ -581,7 +642,8 @@ impl Collector {
                     .get(id)
                     .is_none_or(|t| now.duration_since(*t) >= idle)
             };
-            if quiet {
+            // Quiet first: is_open may reduce the rollout, and most are not quiet.
+            if quiet && state.is_open() {
                 to_close.push((id.clone(), state.last_wall_time_unix_ms));
             }
         }
@@ -601,12 +663,18 @@ impl Collector {
                 },
                 evidence: None,
             }];
-            self.bundle(&id, last)?.append(None, &mut events)?;
+            self.bundle(&id, last)?;
+            let bundle = self.bundles.get_mut(&id).expect("bundle");
+            bundle.append_events(&mut events, &mut self.batch)?;
             if let Some(state) = self.rollouts.get_mut(&id) {
                 state.push(events.remove(0));
             }
-            let _ = self.changes.send(id.clone());
             closed.push(id);
+        }
+        if !closed.is_empty() {
+            self.wal
+                .commit(std::mem::replace(&mut self.batch, self.wal.batch()))?;
+            self.announce(&closed);
         }
         Ok(closed)
     }
@@ -637,6 +705,11 @@ impl Collector {
     }
 }
 
+/// The id of the payload stored at `offset` of a bundle's payload pack.
+fn pack_payload_id(offset: u64) -> String {
+    format!("raw_payload:pack@{offset}")
+}
+
 /// Rebuilds the unattributed records still waiting for their session from the
 /// `unattributed` bundle (events plus the OTLP evidence in its payload files), leaving
 /// out those already moved to a rollout (`moved`).
@@ -646,7 +719,7 @@ fn restore_pending(
     moved: &HashSet<u128>,
 ) -> Result<Vec<Pending>> {
     let received = std::time::Instant::now();
-    let mut payload_files: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
+    let mut payload_files: HashMap<(String, Option<u64>), Vec<serde_json::Value>> = HashMap::new();
     let mut pending: Vec<Pending> = Vec::new();
     for event in events {
         let Some(ev) = &event.evidence else { continue };
@@ -669,16 +742,18 @@ fn restore_pending(
         }
         let evidence = match &ev.raw_payload {
             Some(payload) => {
-                if !payload_files.contains_key(&payload.path) {
-                    let body = std::fs::read(bundle_dir.join(&payload.path))?;
-                    payload_files.insert(payload.path.clone(), serde_json::from_slice(&body)?);
+                let key = (payload.path.clone(), payload.offset);
+                if !payload_files.contains_key(&key) {
+                    let records = crate::store::bundle::read_payload(bundle_dir, payload)?;
+                    payload_files.insert(key.clone(), records);
                 }
-                payload_files[&payload.path]
-                    .get(payload.index)
-                    .cloned()
-                    .unwrap_or_default()
+                serde_json::value::to_raw_value(
+                    payload_files[&key]
+                        .get(payload.index)
+                        .unwrap_or(&serde_json::Value::Null),
+                )?
             }
-            None => serde_json::Value::Null,
+            None => serde_json::value::to_raw_value(&serde_json::Value::Null)?,
         };
         pending.push(Pending {
             record: NormalizedRecord {

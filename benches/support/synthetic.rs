@@ -203,6 +203,7 @@ impl Copy<'_> {
             kind: r.kind.clone(),
             path: format!("payloads/{n}.json"),
             index: r.index,
+            offset: None,
         }
     }
 

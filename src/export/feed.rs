@@ -3,9 +3,10 @@
 //! became complete.
 //!
 //! Changes are coalesced: a pass offers every rollout that changed since the last one,
-//! and passes are at least [`MIN_PASS_INTERVAL`] apart, so a busy session is reduced a
-//! few times a second, not once per Export request. At start every stored rollout is
-//! offered once (the exporter's sent-set keeps that from sending anything twice).
+//! and passes are at least [`MIN_PASS_INTERVAL`] apart, so a busy session is reduced
+//! once a second (each pass re-reduces it in full), not once per Export request. At
+//! start every stored rollout is offered once (the exporter's sent-set keeps that from
+//! sending anything twice).
 //! Rollouts whose spans the exporter refused (its queue was full) are offered again
 //! every [`RETRY_REFUSED_INTERVAL`].
 
@@ -18,7 +19,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub const MIN_PASS_INTERVAL: Duration = Duration::from_millis(200);
+pub const MIN_PASS_INTERVAL: Duration = Duration::from_millis(1000);
 pub const RETRY_REFUSED_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Starts the feed; it makes a last pass and ends when `stop` turns true. The

@@ -66,6 +66,54 @@ pub fn value_to_string(value: &Value) -> Option<String> {
     }
 }
 
+/// The attribute list serialized as [`to_json`] would give it (keys sorted, the last
+/// of equal keys kept), without building JSON values first.
+pub struct AttrsJson<'a>(pub &'a [KeyValue]);
+
+impl serde::Serialize for AttrsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut sorted: Vec<&KeyValue> = self.0.iter().collect();
+        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut map = s.serialize_map(None)?;
+        for (i, kv) in sorted.iter().enumerate() {
+            if sorted.get(i + 1).is_some_and(|next| next.key == kv.key) {
+                continue;
+            }
+            map.serialize_entry(&kv.key, &AnyJson(kv.value.as_ref()))?;
+        }
+        map.end()
+    }
+}
+
+/// An attribute value serialized as [`any_to_json`] would give it.
+pub struct AnyJson<'a>(pub Option<&'a AnyValue>);
+
+impl serde::Serialize for AnyJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        match self.0.and_then(|v| v.value.as_ref()) {
+            None => s.serialize_unit(),
+            Some(Value::StringValue(v)) => s.serialize_str(v),
+            Some(Value::IntValue(i)) => s.serialize_i64(*i),
+            Some(Value::DoubleValue(d)) if d.is_finite() => s.serialize_f64(*d),
+            Some(Value::DoubleValue(_)) => s.serialize_unit(),
+            Some(Value::BoolValue(b)) => s.serialize_bool(*b),
+            Some(Value::BytesValue(b)) => s.serialize_str(&hex::encode(b)),
+            Some(Value::ArrayValue(a)) => {
+                let mut seq = s.serialize_seq(Some(a.values.len()))?;
+                for v in &a.values {
+                    seq.serialize_element(&AnyJson(Some(v)))?;
+                }
+                seq.end()
+            }
+            Some(Value::KvlistValue(kv)) => AttrsJson(&kv.values).serialize(s),
+            #[allow(unreachable_patterns)]
+            Some(_) => s.serialize_unit(),
+        }
+    }
+}
+
 /// The whole attribute list as a JSON object, for evidence and display.
 pub fn to_json(attrs: &[KeyValue]) -> serde_json::Map<String, serde_json::Value> {
     attrs
@@ -102,6 +150,42 @@ mod tests {
             value: Some(AnyValue { value: Some(value) }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn attrs_json_writes_what_to_json_gives() {
+        use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+        let attrs = [
+            kv("z", Value::StringValue("a \"quoted\"\nline".into())),
+            kv("b", Value::IntValue(-7)),
+            kv("b", Value::DoubleValue(1.5)),
+            kv("nan", Value::DoubleValue(f64::NAN)),
+            kv("bytes", Value::BytesValue(vec![1, 254])),
+            kv("t", Value::BoolValue(true)),
+            kv(
+                "arr",
+                Value::ArrayValue(ArrayValue {
+                    values: vec![AnyValue {
+                        value: Some(Value::IntValue(3)),
+                    }],
+                }),
+            ),
+            kv(
+                "kv",
+                Value::KvlistValue(KeyValueList {
+                    values: vec![kv("y", Value::IntValue(1)), kv("x", Value::IntValue(2))],
+                }),
+            ),
+            KeyValue {
+                key: "none".into(),
+                value: None,
+                ..Default::default()
+            },
+        ];
+        assert_eq!(
+            serde_json::to_string(&AttrsJson(&attrs)).unwrap(),
+            serde_json::to_string(&to_json(&attrs)).unwrap()
+        );
     }
 
     #[test]

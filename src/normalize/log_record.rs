@@ -77,15 +77,24 @@ fn normalize_record(record: &LogRecord, scope: &str, resource_key: &str) -> Norm
         .as_ref()
         .and_then(|b| attributes::value_to_string(b.value.as_ref()?));
     let payload = payload_for(event_name.as_deref(), &a, scope, body.as_deref());
-    let mut evidence = serde_json::json!({
-        "scope": scope,
-        "event_name": event_name,
-        "severity_text": record.severity_text,
-        "attributes": attributes::to_json(&record.attributes),
-    });
-    if let Some(body) = &body {
-        evidence["body"] = serde_json::Value::String(body.clone());
+    // Fields in key order: the same bytes a JSON object (sorted keys) would give.
+    #[derive(serde::Serialize)]
+    struct LogEvidence<'a> {
+        attributes: attributes::AttrsJson<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        body: Option<&'a str>,
+        event_name: Option<&'a str>,
+        scope: &'a str,
+        severity_text: &'a str,
     }
+    let evidence = serde_json::value::to_raw_value(&LogEvidence {
+        attributes: attributes::AttrsJson(&record.attributes),
+        body: body.as_deref(),
+        event_name: event_name.as_deref(),
+        scope,
+        severity_text: &record.severity_text,
+    })
+    .expect("log evidence serializes");
     NormalizedRecord {
         record_id: record_id(Signal::Logs, resource_key, record),
         signal: Signal::Logs,

@@ -29,12 +29,13 @@ pub fn normalize(request: &ExportMetricsServiceRequest) -> Vec<NormalizedRecord>
                             points,
                         },
                     }],
-                    evidence: serde_json::json!({
+                    evidence: serde_json::value::to_raw_value(&serde_json::json!({
                         "name": metric.name,
                         "unit": metric.unit,
                         "description": metric.description,
                         "points": points,
-                    }),
+                    }))
+                    .expect("metric evidence serializes"),
                 });
             }
         }

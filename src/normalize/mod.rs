@@ -79,8 +79,9 @@ pub struct NormalizedRecord {
     pub signal: Signal,
     pub attribution: Attribution,
     pub events: Vec<PendingEvent>,
-    /// The record itself, as JSON, for the bundle's payload file.
-    pub evidence: serde_json::Value,
+    /// The record itself, as JSON, for the bundle's payload file (serialized once,
+    /// when normalized).
+    pub evidence: Box<serde_json::value::RawValue>,
 }
 
 impl NormalizedRecord {

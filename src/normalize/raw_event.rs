@@ -46,6 +46,10 @@ pub struct RawPayloadRef {
     pub kind: String,
     pub path: String,
     pub index: usize,
+    /// Byte offset of the payload's line in a payload pack (`path`); absent for a
+    /// payload stored as a whole file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

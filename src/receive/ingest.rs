@@ -116,9 +116,19 @@ impl Ingestor {
                         other => IngestError::Storage(other.to_string()),
                     })?;
             }
-            collector
-                .ingest(records)
-                .map_err(|e| IngestError::Storage(format!("{e:#}")))
+            let (report, ticket) = collector
+                .ingest_logged(records)
+                .map_err(|e| IngestError::Storage(format!("{e:#}")))?;
+            let (wal, changes) = (collector.wal.clone(), collector.change_sender());
+            // Group commit: the fsync happens without the lock, shared with the
+            // requests stored meanwhile. The answer waits for it.
+            drop(collector);
+            wal.wait(ticket)
+                .map_err(|e| IngestError::Storage(format!("{e:#}")))?;
+            for rollout in &report.rollouts_touched {
+                let _ = changes.send(rollout.clone());
+            }
+            Ok(report)
         })
         .await
         .map_err(|e| IngestError::Storage(e.to_string()))??;

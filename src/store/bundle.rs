@@ -1,9 +1,11 @@
 //! One bundle directory: `manifest.json`, an append-only `trace.jsonl` ordered by
-//! `seq`, and `payloads/N.json` holding the OTLP records behind the events.
+//! `seq`, and the payload pack `payloads.jsonl` holding the OTLP records behind the
+//! events (older bundles: `payloads/N.json`, one file per Export).
 //!
-//! Durability: [`Bundle::append`] writes the payload file and the event lines, then
-//! fsyncs both (and the directory when a file is new) before returning, so an Export
-//! is acknowledged only once its events are on disk. A torn last line (a crash in the
+//! Durability: the write path ([`Bundle::create`], [`Bundle::append_payload`],
+//! [`Bundle::append_events`]) writes without an fsync and logs every write to a
+//! [`WalBatch`]; the collector acknowledges an Export once the write-ahead log entry
+//! holding it is fsynced (see [`super::wal`]). A torn last line (a crash in the
 //! middle of a write, never acknowledged) is cut off when the bundle is opened again.
 //!
 //! Replay speed: opening a data directory reads every event. The log is read in
@@ -12,6 +14,8 @@
 //! the ids replay indexes are read from them (see [`OpeningBundle::replay`]).
 
 use super::manifest::{MANIFEST_FILE_NAME, Manifest, PAYLOADS_DIR_NAME, RAW_EVENT_LOG_FILE_NAME};
+use super::wal::WalBatch;
+use crate::normalize::raw_event::RawPayloadRef;
 use crate::normalize::{RawEvent, RawEventPayload};
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -156,6 +160,81 @@ impl Bundle {
         Ok(())
     }
 
+    /// Creates a new bundle (manifest and empty log) without an fsync; the changes go
+    /// to `batch`, the write-ahead log makes them durable.
+    pub fn create(
+        dir: &Path,
+        rollout_id: &str,
+        started_at_unix_ms: i64,
+        batch: &mut WalBatch,
+    ) -> Result<Bundle> {
+        fs::create_dir_all(dir)?;
+        if let Some(parent) = dir.parent() {
+            batch.created_in(parent);
+        }
+        batch.created_in(dir);
+        let manifest = Manifest::new(rollout_id, started_at_unix_ms);
+        let bundle = Bundle {
+            dir: dir.to_path_buf(),
+            log: OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(RAW_EVENT_LOG_FILE_NAME))?,
+            manifest,
+            next_seq: 1,
+            next_payload: 1,
+        };
+        bundle.save_manifest_logged(batch)?;
+        Ok(bundle)
+    }
+
+    /// Appends one Export's payload (a JSON array of the OTLP records, one line) to the
+    /// bundle's payload pack, logging the write to `batch`; returns the pack's path
+    /// (relative to the bundle) and the byte offset of the line.
+    pub fn append_payload(&mut self, body: &[u8], batch: &mut WalBatch) -> Result<(String, u64)> {
+        let full = self.dir.join(PAYLOAD_PACK);
+        let mut file = OpenOptions::new().create(true).append(true).open(&full)?;
+        let offset = file.metadata()?.len();
+        let mut line = Vec::with_capacity(body.len() + 1);
+        line.extend_from_slice(body);
+        line.push(b'\n');
+        file.write_all(&line)?;
+        batch.write(&full, offset, &line);
+        Ok((PAYLOAD_PACK.to_string(), offset))
+    }
+
+    /// Appends the events with their sequence numbers to `trace.jsonl`, logging the
+    /// write to `batch` (durable once the batch is committed).
+    pub fn append_events(&mut self, events: &mut [RawEvent], batch: &mut WalBatch) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(events.len() * 256);
+        for event in events.iter_mut() {
+            event.seq = self.next_seq;
+            self.next_seq += 1;
+            serde_json::to_writer(&mut buf, event)?;
+            buf.push(b'\n');
+        }
+        let offset = self.log.metadata()?.len();
+        self.log.write_all(&buf)?;
+        batch.write(&self.dir.join(RAW_EVENT_LOG_FILE_NAME), offset, &buf);
+        Ok(())
+    }
+
+    /// Writes the manifest (no fsync), logging it to `batch`.
+    pub fn save_manifest_logged(&self, batch: &mut WalBatch) -> Result<()> {
+        let path = self.dir.join(MANIFEST_FILE_NAME);
+        let bytes = serde_json::to_vec_pretty(&self.manifest)?;
+        // Renamed into place: a crash before the log entry is durable leaves the old
+        // manifest (or none), never a torn one.
+        let tmp = path.with_extension("json.tmp");
+        fs::write(&tmp, &bytes)?;
+        fs::rename(&tmp, &path)?;
+        batch.replace(&path, &bytes);
+        Ok(())
+    }
+
     pub fn save_manifest(&self) -> Result<()> {
         write_atomically(
             &self.dir.join(MANIFEST_FILE_NAME),
@@ -203,6 +282,28 @@ impl OpeningBundle {
             next_payload,
         })
     }
+}
+
+/// The payload pack of a bundle: one line per stored Export (a JSON array of its OTLP
+/// records), addressed by byte offset.
+pub const PAYLOAD_PACK: &str = "payloads.jsonl";
+
+/// The OTLP records of one stored payload: a line of the pack (`offset` set) or a whole
+/// `payloads/N.json` file (bundles written before packs).
+pub fn read_payload(bundle_dir: &Path, payload: &RawPayloadRef) -> Result<Vec<serde_json::Value>> {
+    use std::io::{BufRead, Seek, SeekFrom};
+    let path = bundle_dir.join(&payload.path);
+    let body = match payload.offset {
+        Some(offset) => {
+            let mut file = File::open(&path).with_context(|| format!("{}", path.display()))?;
+            file.seek(SeekFrom::Start(offset))?;
+            let mut line = Vec::new();
+            std::io::BufReader::new(file).read_until(b'\n', &mut line)?;
+            line
+        }
+        None => fs::read(&path).with_context(|| format!("{}", path.display()))?,
+    };
+    Ok(serde_json::from_slice(&body)?)
 }
 
 /// Reads `trace.jsonl`, cutting off a torn last line.

@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod manifest;
+pub mod wal;
 
 use std::path::{Path, PathBuf};
 

@@ -686,6 +686,15 @@ impl Collector {
         self.rollouts.get_mut(rollout_id).map(|s| s.graph())
     }
 
+    /// [`Collector::graph`] without keeping the graph (see
+    /// [`RolloutState::transient_graph`]).
+    pub fn transient_graph(&self, rollout_id: &str) -> Option<Arc<RolloutGraph>> {
+        if rollout_id == UNATTRIBUTED || rollout_id == METRICS {
+            return None;
+        }
+        self.rollouts.get(rollout_id).map(|s| s.transient_graph())
+    }
+
     /// Ids of every rollout (sessions only).
     pub fn rollout_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self

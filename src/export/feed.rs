@@ -104,7 +104,7 @@ fn offer_all(
         let graph = collector
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .graph(&id);
+            .transient_graph(&id);
         if let Some(graph) = graph
             && exporter.offer(&graph).refused_spans > 0
         {

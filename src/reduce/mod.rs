@@ -106,19 +106,26 @@ impl RolloutState {
     }
 
     pub fn graph(&mut self) -> Arc<RolloutGraph> {
+        let graph = self.transient_graph();
+        self.cached = Some(graph.clone());
+        graph
+    }
+
+    /// The graph, without keeping it once built: for the export feed and the idle
+    /// sweep, which look at a rollout once per change (a graph is about as large as the
+    /// events it is built from; queries keep theirs in [`RolloutState::graph`]).
+    pub fn transient_graph(&self) -> Arc<RolloutGraph> {
         if let Some(graph) = &self.cached {
             return graph.clone();
         }
         let mut graph = reduce_kept(&self.rollout_id, &self.events);
         graph.telemetry.record_count = self.record_count;
-        let graph = Arc::new(graph);
-        self.cached = Some(graph.clone());
-        graph
+        Arc::new(graph)
     }
 
     /// Whether the rollout is still open (no exit or idle close after its last event).
-    pub fn is_open(&mut self) -> bool {
-        self.graph().status == "running"
+    pub fn is_open(&self) -> bool {
+        self.transient_graph().status == "running"
     }
 }
 

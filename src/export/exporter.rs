@@ -13,6 +13,7 @@
 use super::config::ExportConfig;
 use super::queue::{DiskQueue, QueueError, sent_key};
 use super::retry::wait_or_stop;
+use super::send_task::SendTask;
 use super::sender::{SendError, Transport};
 use super::spans::{SpanOptions, build_spans_where, resource, scope};
 use crate::normalize::Signal;
@@ -24,7 +25,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
 
 /// The queue's folder under the data directory.
 pub const QUEUE_DIR: &str = "export-queue";
@@ -78,8 +78,7 @@ impl Shared {
 
 pub struct Exporter {
     shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    sending: SendTask,
 }
 
 impl Exporter {
@@ -102,13 +101,8 @@ impl Exporter {
             batch_max_spans: config.batch_max_spans.max(1),
             batch_max_bytes: config.batch_max_bytes.max(1024),
         });
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(send_loop(shared.clone(), transport, config, stop_rx));
-        Ok(Exporter {
-            shared,
-            stop,
-            task: Mutex::new(Some(task)),
-        })
+        let sending = SendTask::spawn(|stop| send_loop(shared.clone(), transport, config, stop));
+        Ok(Exporter { shared, sending })
     }
 
     /// Enqueues the spans of `graph`'s complete objects that were never enqueued
@@ -190,18 +184,8 @@ impl Exporter {
     /// is still queued stays on disk and is sent after the next start.
     pub async fn shutdown(&self, grace: Duration) {
         let mut stats = self.watch_stats();
-        let _ = tokio::time::timeout(grace, stats.wait_for(|s| s.queue_bytes == 0)).await;
-        let _ = self.stop.send(true);
-        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        let drained = stats.wait_for(|s| s.queue_bytes == 0);
+        self.sending.stop_after(drained, grace).await;
     }
 }
 

@@ -12,13 +12,13 @@
 
 use super::queue::{DiskQueue, QueueError};
 use super::retry::{RetryPolicy, wait_or_stop};
+use super::send_task::SendTask;
 use super::sender::{Destination, SendError, Transport};
 use crate::normalize::Signal;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
 
 /// The queue's folder under the data directory.
 pub const FORWARD_QUEUE_DIR: &str = "forward-queue";
@@ -70,8 +70,7 @@ impl Shared {
 
 pub struct Forwarder {
     shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    sending: SendTask,
 }
 
 /// A queued request: one byte naming the signal, then the encoded Export request.
@@ -113,13 +112,8 @@ impl Forwarder {
             notify: Notify::new(),
             stats: watch::Sender::new(stats),
         });
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(send_loop(shared.clone(), transport, config, stop_rx));
-        Ok(Forwarder {
-            shared,
-            stop,
-            task: Mutex::new(Some(task)),
-        })
+        let sending = SendTask::spawn(|stop| send_loop(shared.clone(), transport, config, stop));
+        Ok(Forwarder { shared, sending })
     }
 
     /// Appends one Export request durably (blocking I/O: call it off the async
@@ -157,18 +151,8 @@ impl Forwarder {
     /// stays on disk and is sent after the next start.
     pub async fn shutdown(&self, grace: Duration) {
         let mut stats = self.watch_stats();
-        let _ = tokio::time::timeout(grace, stats.wait_for(|s| s.queue_bytes == 0)).await;
-        let _ = self.stop.send(true);
-        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Forwarder {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        let drained = stats.wait_for(|s| s.queue_bytes == 0);
+        self.sending.stop_after(drained, grace).await;
     }
 }
 

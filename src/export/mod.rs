@@ -9,6 +9,7 @@
 //!   persistent set of spans already enqueued. Default limit 256 MiB of unsent data;
 //!   when full, *new* batches are refused (counted, logged, offered again later),
 //!   queued ones are never dropped.
+//! - [`send_task`]: the background sending task of a queue, and its graceful stop.
 //! - [`retry`]: backoff and server-requested delays, shared by both senders.
 //! - [`sender`]: OTLP/gRPC and OTLP/HTTP (protobuf) clients for any signal, over
 //!   http or https, and retry classification.
@@ -33,6 +34,7 @@ pub mod forward;
 pub mod ids;
 pub mod queue;
 pub mod retry;
+pub mod send_task;
 pub mod sender;
 pub mod spans;
 

@@ -11,6 +11,7 @@ mod metric;
 pub mod raw_event;
 mod span;
 pub mod time;
+pub mod tool_arguments;
 pub mod tool_output;
 
 use opentelemetry_proto::tonic::collector::{

@@ -3,7 +3,7 @@
 //! change it. Incremental: [`RolloutState`] keeps a rollout's events and rebuilds its
 //! graph only when asked after a change. The same code replays a bundle.
 //!
-//! One module per concern: [`turns`], [`inference`], [`tools`], [`terminal`],
+//! One module per concern: [`turns`], [`inference`], [`tools`],
 //! [`agents`]; this file joins them into the graph.
 
 pub mod agents;
@@ -11,11 +11,12 @@ pub mod graph;
 pub mod inference;
 pub mod kept;
 pub mod order;
-pub mod terminal;
 pub mod tools;
 pub mod turns;
 
-use crate::normalize::{ExecutionStatus, RawEvent, RawEventPayload as P, TokenUsage, tool_output};
+use crate::normalize::{
+    ExecutionStatus, RawEvent, RawEventPayload as P, TokenUsage, tool_arguments, tool_output,
+};
 use graph::*;
 use inference::{Calls, Outcome};
 use kept::{Interner, KeptEvent};
@@ -715,14 +716,17 @@ fn terminal_operation(
                     result.stdout = parsed.stdout.clone();
                 }
             }
-            (terminal::write_stdin_request(tool), terminal_id)
+            (
+                tool_arguments::write_stdin_request(tool.arguments.as_deref()),
+                terminal_id,
+            )
         }
         _ => {
             if let Some(session) = &parsed.running_session {
                 sessions.insert(session.clone(), op_id.clone());
             }
             (
-                terminal::exec_request(tool),
+                tool_arguments::exec_request(tool.arguments.as_deref()),
                 Some(format!("terminal_session:{op_id}")),
             )
         }

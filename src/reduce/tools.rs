@@ -41,10 +41,6 @@ impl ToolBuild {
     pub fn kind(&self) -> ToolCallKind {
         classify(self.tool_name.as_deref().unwrap_or("unknown"))
     }
-
-    pub fn arguments_json(&self) -> Option<serde_json::Value> {
-        serde_json::from_str(self.arguments.as_deref()?).ok()
-    }
 }
 
 /// Codex's own classification (`dispatched_tool_kind` in codex-rollout-trace).

@@ -1,18 +1,25 @@
-//! Terminal operation requests, from the tool arguments. The result side (exit code,
-//! a still-running session) is read by [`crate::normalize::tool_output`].
+//! Codex's tool arguments (the JSON text of a function call), read into terminal
+//! operation requests: the exec tools name the command `cmd` (exec_command) or
+//! `command` (shell, a string or an argv array), the directory `workdir` or `cwd`, and
+//! write_stdin its input `chars` or `stdin`. The result side (exit code, a still-running
+//! session) is read by [`super::tool_output`].
 
-use super::tools::ToolBuild;
+fn parse(arguments: Option<&str>) -> serde_json::Value {
+    arguments
+        .and_then(|a| serde_json::from_str(a).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
 
 /// The request of an exec command, from the tool arguments (nothing invented).
-pub fn exec_request(tool: &ToolBuild) -> serde_json::Value {
-    let args = tool.arguments_json().unwrap_or(serde_json::Value::Null);
+pub fn exec_request(arguments: Option<&str>) -> serde_json::Value {
+    let args = parse(arguments);
     let command: Vec<String> = match args.get("cmd").or_else(|| args.get("command")) {
         Some(serde_json::Value::String(s)) => vec![s.clone()],
         Some(serde_json::Value::Array(a)) => a
             .iter()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect(),
-        _ => tool.arguments.clone().into_iter().collect(),
+        _ => arguments.map(str::to_string).into_iter().collect(),
     };
     serde_json::json!({
         "type": "exec_command",
@@ -24,8 +31,9 @@ pub fn exec_request(tool: &ToolBuild) -> serde_json::Value {
     })
 }
 
-pub fn write_stdin_request(tool: &ToolBuild) -> serde_json::Value {
-    let args = tool.arguments_json().unwrap_or(serde_json::Value::Null);
+/// The request of a write_stdin call (input sent to a running command).
+pub fn write_stdin_request(arguments: Option<&str>) -> serde_json::Value {
+    let args = parse(arguments);
     serde_json::json!({
         "type": "write_stdin",
         "stdin": args.get("chars").or_else(|| args.get("stdin")).cloned().unwrap_or(serde_json::Value::String(String::new())),

@@ -1079,6 +1079,27 @@ struct Client {
     interval: Option<tokio::time::Interval>,
 }
 
+/// Counts one Export of `n` records sent at `started`: latency, and accepted or
+/// rejected records (`Ok`: how many the collector reported rejected), or the error.
+fn account(st: &mut Stats, sh: &Shared, n: u64, started: Instant, res: Result<i64, tonic::Status>) {
+    st.requests += 1;
+    sh.sent.fetch_add(n, Ordering::Relaxed);
+    st.latencies_us
+        .push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+    match res {
+        Ok(rejected) => {
+            let rej = (rejected.max(0) as u64).min(n);
+            st.rejected += rej;
+            st.accepted += n - rej;
+            sh.accepted.fetch_add(n - rej, Ordering::Relaxed);
+        }
+        Err(e) => {
+            *st.errors.entry(format!("{:?}", e.code())).or_default() += 1;
+            sh.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Client {
     async fn pace(&mut self) {
         if let Some(iv) = self.interval.as_mut() {
@@ -1091,31 +1112,15 @@ impl Client {
         let n = recs.len() as u64;
         let req = logs_request(recs);
         st.bytes += req.encoded_len() as u64;
-        st.requests += 1;
         st.log_requests += 1;
         st.logs_sent += n;
-        sh.sent.fetch_add(n, Ordering::Relaxed);
         let t = Instant::now();
-        let res = self.logs.export(req).await;
-        st.latencies_us
-            .push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-        match res {
-            Ok(r) => {
-                let rej = r
-                    .into_inner()
-                    .partial_success
-                    .map(|p| p.rejected_log_records.max(0) as u64)
-                    .unwrap_or(0)
-                    .min(n);
-                st.rejected += rej;
-                st.accepted += n - rej;
-                sh.accepted.fetch_add(n - rej, Ordering::Relaxed);
-            }
-            Err(e) => {
-                *st.errors.entry(format!("{:?}", e.code())).or_default() += 1;
-                sh.errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let res = self.logs.export(req).await.map(|r| {
+            r.into_inner()
+                .partial_success
+                .map_or(0, |p| p.rejected_log_records)
+        });
+        account(st, sh, n, t, res);
     }
 
     async fn send_spans(&mut self, recs: Vec<Span>, st: &mut Stats, sh: &Shared) {
@@ -1123,31 +1128,15 @@ impl Client {
         let n = recs.len() as u64;
         let req = traces_request(recs);
         st.bytes += req.encoded_len() as u64;
-        st.requests += 1;
         st.span_requests += 1;
         st.spans_sent += n;
-        sh.sent.fetch_add(n, Ordering::Relaxed);
         let t = Instant::now();
-        let res = self.traces.export(req).await;
-        st.latencies_us
-            .push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-        match res {
-            Ok(r) => {
-                let rej = r
-                    .into_inner()
-                    .partial_success
-                    .map(|p| p.rejected_spans.max(0) as u64)
-                    .unwrap_or(0)
-                    .min(n);
-                st.rejected += rej;
-                st.accepted += n - rej;
-                sh.accepted.fetch_add(n - rej, Ordering::Relaxed);
-            }
-            Err(e) => {
-                *st.errors.entry(format!("{:?}", e.code())).or_default() += 1;
-                sh.errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let res = self.traces.export(req).await.map(|r| {
+            r.into_inner()
+                .partial_success
+                .map_or(0, |p| p.rejected_spans)
+        });
+        account(st, sh, n, t, res);
     }
 }
 

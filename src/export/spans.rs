@@ -316,7 +316,7 @@ impl Builder<'_> {
         {
             inference_calls += 1;
             if let Some(u) = &call.usage {
-                add_usage(&mut usage, u);
+                usage.add(u);
             }
         }
         let turns = self
@@ -726,17 +726,6 @@ pub fn kind_name(kind: &ToolCallKind) -> String {
         ToolCallKind::Other { name } => return name.clone(),
     }
     .to_string()
-}
-
-fn add_usage(total: &mut TokenUsage, u: &TokenUsage) {
-    total.input_tokens += u.input_tokens;
-    total.cached_input_tokens += u.cached_input_tokens;
-    total.cache_write_input_tokens += u.cache_write_input_tokens;
-    total.output_tokens += u.output_tokens;
-    total.reasoning_output_tokens += u.reasoning_output_tokens;
-    if let Some(t) = u.total_tokens {
-        total.total_tokens = Some(total.total_tokens.unwrap_or(0) + t);
-    }
 }
 
 fn usage_attrs(a: &mut Vec<KeyValue>, u: &TokenUsage) {

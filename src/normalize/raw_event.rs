@@ -73,6 +73,21 @@ pub struct TokenUsage {
     pub total_tokens: Option<i64>,
 }
 
+impl TokenUsage {
+    /// Adds `other` to these totals (`total_tokens` stays unknown until one side
+    /// knows it).
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input_tokens += other.input_tokens;
+        self.cached_input_tokens += other.cached_input_tokens;
+        self.cache_write_input_tokens += other.cache_write_input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.reasoning_output_tokens += other.reasoning_output_tokens;
+        if let Some(t) = other.total_tokens {
+            self.total_tokens = Some(self.total_tokens.unwrap_or(0) + t);
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RawEventPayload {

@@ -470,7 +470,7 @@ fn reduce_kept(rollout_id: &str, events: &[KeptEvent]) -> RolloutGraph {
         let mut usage = TokenUsage::default();
         for &n in turn_calls {
             if let Some(u) = &graph.inference_calls[&calls.list[n].id].usage {
-                add_usage(&mut usage, u);
+                usage.add(u);
             }
         }
         graph.codex_turns.insert(
@@ -773,15 +773,6 @@ fn execution(start: (i64, u64), end: Option<(i64, u64)>, status: ExecutionStatus
         ended_seq: end.map(|e| e.1),
         status,
     }
-}
-
-fn add_usage(total: &mut TokenUsage, u: &TokenUsage) {
-    total.input_tokens += u.input_tokens;
-    total.cached_input_tokens += u.cached_input_tokens;
-    total.cache_write_input_tokens += u.cache_write_input_tokens;
-    total.output_tokens += u.output_tokens;
-    total.reasoning_output_tokens += u.reasoning_output_tokens;
-    total.total_tokens = Some(total.total_tokens.unwrap_or(0) + u.total_tokens.unwrap_or(0));
 }
 
 /// The first line of a text, cut to `max` characters.

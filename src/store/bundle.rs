@@ -133,7 +133,20 @@ impl Bundle {
         )
     }
 
-    /// Writes a payload file, appends the events with their sequence numbers, fsyncs.
+    /// Gives the events the next sequence numbers and encodes them as log lines.
+    fn numbered_lines(&mut self, events: &mut [RawEvent]) -> Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(events.len() * 256);
+        for event in events.iter_mut() {
+            event.seq = self.next_seq;
+            self.next_seq += 1;
+            serde_json::to_writer(&mut buf, event)?;
+            buf.push(b'\n');
+        }
+        Ok(buf)
+    }
+
+    /// Writes a payload file, appends the events with their sequence numbers, fsyncs
+    /// (the write path without the write-ahead log: tools and tests that build bundles).
     pub fn append(
         &mut self,
         payload: Option<(&str, &[u8])>,
@@ -145,13 +158,7 @@ impl Bundle {
             file.write_all(body)?;
             file.sync_all()?;
         }
-        let mut buf = Vec::with_capacity(events.len() * 256);
-        for event in events.iter_mut() {
-            event.seq = self.next_seq;
-            self.next_seq += 1;
-            serde_json::to_writer(&mut buf, event)?;
-            buf.push(b'\n');
-        }
+        let buf = self.numbered_lines(events)?;
         self.log.write_all(&buf)?;
         self.log.sync_data()?;
         if payload.is_some() {
@@ -209,13 +216,7 @@ impl Bundle {
         if events.is_empty() {
             return Ok(());
         }
-        let mut buf = Vec::with_capacity(events.len() * 256);
-        for event in events.iter_mut() {
-            event.seq = self.next_seq;
-            self.next_seq += 1;
-            serde_json::to_writer(&mut buf, event)?;
-            buf.push(b'\n');
-        }
+        let buf = self.numbered_lines(events)?;
         let offset = self.log.metadata()?.len();
         self.log.write_all(&buf)?;
         batch.write(&self.dir.join(RAW_EVENT_LOG_FILE_NAME), offset, &buf);

@@ -131,21 +131,7 @@ fn kv_d(k: &str, v: f64) -> KeyValue {
 
 /// ISO-8601 UTC with milliseconds, like Codex's `event.timestamp`.
 fn iso_ms(unix_ns: u64) -> String {
-    let ms_total = unix_ns / 1_000_000;
-    let ms = ms_total % 1000;
-    let secs = ms_total / 1000;
-    let (h, mi, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    // civil_from_days (H. Hinnant)
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+    rollout_collector::normalize::time::format_iso8601_ms((unix_ns / 1_000_000) as i64)
 }
 
 fn now_ns() -> u64 {

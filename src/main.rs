@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use rollout_collector::collector::Collector;
 use rollout_collector::export::queue::DEFAULT_MAX_BYTES as DEFAULT_QUEUE_MAX_BYTES;
 use rollout_collector::export::{ExportConfig, ForwardConfig, Protocol, SpanOptions};
+use rollout_collector::normalize::time::format_iso8601_ms;
 use rollout_collector::query::{summary, tree};
 use rollout_collector::receive::import;
 use rollout_collector::serve::{self, ServeConfig};
@@ -263,7 +264,7 @@ fn main() -> Result<()> {
             )?;
             bar.finish_and_clear();
             eprintln!(
-                "imported {} requests from {} files: {} records stored, {} already stored, {} unattributed; sessions: {}",
+                "imported {} requests from {} files: {} records stored, {} already stored, {} not tied to any session; sessions: {}",
                 summary.requests,
                 summary.files,
                 summary.report.accepted,
@@ -305,8 +306,8 @@ fn main() -> Result<()> {
                         s.rollout_id,
                         s.status,
                         s.codex_version,
-                        iso(s.first_seen_unix_ms),
-                        iso(s.last_seen_unix_ms),
+                        format_iso8601_ms(s.first_seen_unix_ms),
+                        format_iso8601_ms(s.last_seen_unix_ms),
                         s.record_count,
                         s.event_count,
                         s.turn_count,
@@ -343,26 +344,4 @@ fn open_existing(data_dir: &DataDir) -> Result<Collector> {
         );
     }
     Collector::open(data_dir.clone())
-}
-
-/// Unix milliseconds as ISO-8601 UTC.
-fn iso(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // civil from days (Howard Hinnant)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }

@@ -62,6 +62,29 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.fffZ`, the form Codex writes in
+/// `event.timestamp` (the inverse of [`parse_iso8601_ms`]).
+pub fn format_iso8601_ms(ms: i64) -> String {
+    let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // civil_from_days (H. Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (h, mi, s, milli) = (
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000,
+    );
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+}
+
 pub fn nanos_to_ms(nanos: u64) -> i64 {
     (nanos / 1_000_000) as i64
 }
@@ -87,5 +110,17 @@ mod tests {
         );
         assert_eq!(parse_iso8601_ms("not a time"), None);
         assert_eq!(parse_iso8601_ms("2026-13-22T01:47:41Z"), None);
+    }
+
+    #[test]
+    fn formats_what_it_parses() {
+        assert_eq!(format_iso8601_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_iso8601_ms(1_795_312_061_009),
+            "2026-11-22T01:47:41.009Z"
+        );
+        for ms in [0, 951_782_400_123, 1_795_312_061_009, 4_102_444_800_999] {
+            assert_eq!(parse_iso8601_ms(&format_iso8601_ms(ms)), Some(ms));
+        }
     }
 }

@@ -707,6 +707,11 @@ impl Collector {
         ids
     }
 
+    /// Records kept as unattributed evidence that are still waiting for their session.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Counts of what is kept outside sessions: (unattributed records, metric records).
     pub fn outside_counts(&self) -> (u64, u64) {
         let count = |k: &str| self.rollouts.get(k).map(|s| s.record_count).unwrap_or(0);

@@ -131,12 +131,14 @@ pub fn import(
             let report = collector.ingest(request.normalize())?;
             summary.report.accepted += report.accepted;
             summary.report.duplicates += report.duplicates;
-            summary.report.unattributed += report.unattributed;
             touched.extend(report.rollouts_touched);
         }
         on_file(file);
     }
     collector.close_idle(idle, true)?;
+    // Records unattributed when their request was read may have been tied to a session
+    // by a later one: report those still not tied to any.
+    summary.report.unattributed = collector.pending_count();
     summary.rollouts = touched.into_iter().collect();
     Ok(summary)
 }

@@ -418,10 +418,14 @@ fn recover(root: &Path, segments: &[(u64, PathBuf)]) -> Result<()> {
         }
     }
     sync_all(&dirty)?;
-    tracing::info!(
-        entries = applied,
-        "write-ahead log replayed into the bundles"
-    );
+    // Only news after a crash (a clean shutdown leaves nothing to replay): keeps
+    // `list` and `show` quiet.
+    if applied > 0 {
+        tracing::info!(
+            entries = applied,
+            "write-ahead log replayed into the bundles"
+        );
+    }
     Ok(())
 }
 

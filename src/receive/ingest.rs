@@ -34,9 +34,6 @@ pub struct Counters {
     pub rejected_requests: AtomicU64,
 }
 
-/// Called with the rollouts a stored request touched.
-type OnStored = dyn Fn(&[String]) + Send + Sync;
-
 #[derive(Clone)]
 pub struct Ingestor {
     pub collector: Arc<Mutex<Collector>>,
@@ -44,7 +41,6 @@ pub struct Ingestor {
     max_pending_requests: usize,
     pub max_message_bytes: usize,
     pub counters: Arc<Counters>,
-    on_stored: Arc<OnStored>,
     forwarder: Option<Arc<Forwarder>>,
     /// Records accepted so far, for those who wait on progress.
     accepted_records: Arc<watch::Sender<u64>>,
@@ -62,16 +58,9 @@ impl Ingestor {
             max_pending_requests: max_pending_requests.max(1),
             max_message_bytes,
             counters: Arc::new(Counters::default()),
-            on_stored: Arc::new(|_| {}),
             forwarder: None,
             accepted_records: Arc::new(watch::Sender::new(0)),
         }
-    }
-
-    /// Called with the rollouts each stored request touched (the exporter hooks here).
-    pub fn with_on_stored(mut self, f: impl Fn(&[String]) + Send + Sync + 'static) -> Self {
-        self.on_stored = Arc::new(f);
-        self
     }
 
     /// Also passes every stored request, untouched, to `forwarder`, before the OK.
@@ -102,15 +91,17 @@ impl Ingestor {
         let forwarder = self.forwarder.clone();
         let report = tokio::task::spawn_blocking(move || {
             let records = request.normalize();
+            // Encoded before taking the lock (only needed when forwarding).
+            let forward = forwarder.map(|f| (f, request.signal(), request.encode()));
             let mut collector = collector.lock().unwrap_or_else(|p| p.into_inner());
             // Forwarded first: a request refused because the forward queue is full is
             // stored and forwarded when sent again. One re-sent whole (all its records
             // stored already) is not forwarded twice.
-            if let Some(forwarder) = forwarder
+            if let Some((forwarder, signal, body)) = forward
                 && (records.is_empty() || collector.has_new(&records))
             {
                 forwarder
-                    .enqueue(request.signal(), &request.encode())
+                    .enqueue(signal, &body)
                     .map_err(|e| match e {
                         QueueError::Full { .. } => IngestError::ForwardQueueFull(e.to_string()),
                         other => IngestError::Storage(other.to_string()),
@@ -144,7 +135,6 @@ impl Ingestor {
             .fetch_add(report.unattributed as u64, Ordering::Relaxed);
         self.accepted_records
             .send_modify(|n| *n += report.accepted as u64);
-        (self.on_stored)(&report.rollouts_touched);
         Ok(report)
     }
 }

@@ -1,11 +1,12 @@
-//! export: enriched, semantic spans from rollout graphs, sent on over OTLP.
+//! export: enriched, semantic spans from rollout graphs, sent on over OTLP; and the
+//! pass-through of the original telemetry (`--forward-endpoint`).
 //!
 //! - [`spans`]: a pure function from a graph to the spans of its complete objects
 //!   (`invoke_agent codex` → `turn` → `chat {model}` / `execute_tool {tool}`), with
 //!   GenAI and OpenInference attributes.
 //! - [`ids`]: deterministic trace and span ids, so nothing is ever sent twice under
 //!   different ids.
-//! - [`queue`]: the bounded, durable queue in `<data_dir>/export-queue/` and the
+//! - [`queue`]: the bounded, durable queue (one per sender) and the
 //!   persistent set of spans already enqueued. Default limit 256 MiB of unsent data;
 //!   when full, *new* batches are refused (counted, logged, offered again later),
 //!   queued ones are never dropped.

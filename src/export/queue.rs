@@ -1,13 +1,17 @@
-//! The durable, bounded export queue, in `<data_dir>/export-queue/`.
+//! The durable, bounded queue of a sender: `<data_dir>/export-queue/` (the exporter's
+//! batches of enriched spans) and `<data_dir>/forward-queue/` (the forwarder's
+//! original requests, see [`super::forward`]).
 //!
 //! Layout:
 //! - `seg-<20 digits>.q`: segment files, appended to. Each record is a 4-byte
-//!   little-endian length followed by one encoded `ExportTraceServiceRequest`.
+//!   little-endian length followed by the record: an encoded
+//!   `ExportTraceServiceRequest` (export), or a signal byte and an encoded request
+//!   (forward).
 //!   A segment is closed once it passes [`SEGMENT_TARGET_BYTES`].
 //! - `ack`: `<segment> <offset>`, the position of the first unsent record, replaced
 //!   atomically (write + rename) after each delivered batch. Fully sent segments are
 //!   deleted.
-//! - `sent-spans`: the set of spans already enqueued, 24 bytes each (trace id + span
+//! - `sent-spans` (export only): the set of spans already enqueued, 24 bytes each (trace id + span
 //!   id), appended to. A span in it is never enqueued again, so offering the same
 //!   graph twice, after a restart or a re-import, sends nothing twice.
 //!

@@ -100,12 +100,10 @@ impl Ingestor {
             if let Some((forwarder, signal, body)) = forward
                 && (records.is_empty() || collector.has_new(&records))
             {
-                forwarder
-                    .enqueue(signal, &body)
-                    .map_err(|e| match e {
-                        QueueError::Full { .. } => IngestError::ForwardQueueFull(e.to_string()),
-                        other => IngestError::Storage(other.to_string()),
-                    })?;
+                forwarder.enqueue(signal, &body).map_err(|e| match e {
+                    QueueError::Full { .. } => IngestError::ForwardQueueFull(e.to_string()),
+                    other => IngestError::Storage(other.to_string()),
+                })?;
             }
             let (report, ticket) = collector
                 .ingest_logged(records)

@@ -13,6 +13,7 @@ use crate::normalize::{ExecutionStatus, NormalizedRecord, RawEvent, RawEventPayl
 use crate::reduce::RolloutState;
 use crate::reduce::graph::RolloutGraph;
 use crate::store::bundle::StoredEvent;
+use crate::store::spare::SpareBundles;
 use crate::store::wal::{Ticket, Wal, WalBatch};
 use crate::store::{Bundle, DataDir, METRICS, UNATTRIBUTED};
 use anyhow::Result;
@@ -51,6 +52,8 @@ pub struct Collector {
     pub wal: Arc<Wal>,
     /// Changes made since the last [`Wal::log`].
     batch: WalBatch,
+    /// Empty bundles made ahead for new sessions (`serve` only).
+    spares: Option<SpareBundles>,
 }
 
 /// How long an unattributed record waits for the record that ties it to a session.
@@ -77,11 +80,15 @@ impl Collector {
             pending: Vec::new(),
             changes,
             last_received: HashMap::new(),
+            spares: None,
         };
         for dir in collector.data_dir.rollout_dirs() {
             let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
                 continue;
             };
+            if collector.data_dir.set_aside_if_never_acknowledged(&dir)? {
+                continue;
+            }
             let opening = Bundle::opening(&dir, &name, 0)?;
             let rollout_id = opening.manifest.rollout_id.clone();
             collector
@@ -188,6 +195,14 @@ impl Collector {
         Ok(collector)
     }
 
+    /// From now on, new sessions' bundles are made ahead of time by a background
+    /// thread (see [`crate::store::spare`]), so a new session never waits for the
+    /// file system under the collector lock.
+    pub fn prepare_spare_bundles(&mut self) -> Result<()> {
+        self.spares = Some(SpareBundles::start(&self.data_dir.root)?);
+        Ok(())
+    }
+
     /// Subscribes to rollout changes (the id of each rollout whose graph changed).
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
         self.changes.subscribe()
@@ -203,26 +218,20 @@ impl Collector {
     /// Attributes, stores durably and reduces a batch of records. Returns only once
     /// every event is on disk, and then announces the rollouts it changed.
     pub fn ingest(&mut self, records: Vec<NormalizedRecord>) -> Result<IngestReport> {
-        let (report, ticket) = self.ingest_logged(records)?;
+        let result = self.store(records);
+        // Logged even after an error, so the log matches the files.
+        let ticket = self.log_changes()?;
+        let report = result?;
         self.wal.wait(ticket)?;
         self.announce(&report.rollouts_touched);
         Ok(report)
     }
 
-    /// Like [`Collector::ingest`], but returns before the events are durable: they
-    /// are once `self.wal.wait(ticket)` returns (call it without holding the collector
-    /// lock, so concurrent requests share one fsync). Changes are not announced yet:
-    /// send them once durable ([`Collector::change_sender`]).
-    pub fn ingest_logged(
-        &mut self,
-        records: Vec<NormalizedRecord>,
-    ) -> Result<(IngestReport, Ticket)> {
-        let result = self.ingest_unlogged(records);
-        // Log what was written even after an error, so the log matches the files.
-        let ticket = self
-            .wal
-            .log(std::mem::replace(&mut self.batch, self.wal.batch()))?;
-        Ok((result?, ticket))
+    /// Logs every write made since the last call as one write-ahead-log entry; the
+    /// writes are durable once `self.wal.wait(ticket)` returns.
+    pub fn log_changes(&mut self) -> Result<Ticket> {
+        self.wal
+            .log(std::mem::replace(&mut self.batch, self.wal.batch()))
     }
 
     /// Who to tell about rollouts that changed (the same channel as [`Collector::subscribe`]).
@@ -236,7 +245,10 @@ impl Collector {
         }
     }
 
-    fn ingest_unlogged(&mut self, records: Vec<NormalizedRecord>) -> Result<IngestReport> {
+    /// Attributes, writes and reduces records, without making them durable: the
+    /// writes go to the write-ahead log with the next [`Collector::log_changes`].
+    /// Changes are not announced ([`Collector::change_sender`], once durable).
+    pub fn store(&mut self, records: Vec<NormalizedRecord>) -> Result<IngestReport> {
         let mut report = IngestReport::default();
         let mut fresh = Vec::with_capacity(records.len());
         for record in records {
@@ -510,7 +522,11 @@ impl Collector {
             {
                 Bundle::open(&dir, rollout, started_at)?.0
             } else {
-                Bundle::create(&dir, rollout, started_at, &mut self.batch)?
+                let spare = match rollout {
+                    UNATTRIBUTED | METRICS => None,
+                    _ => self.spares.as_ref().and_then(|s| s.take()),
+                };
+                Bundle::create(&dir, rollout, started_at, spare, &mut self.batch)?
             };
             let mut first = vec![RawEvent {
                 schema_version: RAW_EVENT_SCHEMA_VERSION,

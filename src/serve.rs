@@ -106,14 +106,18 @@ fn oversized_is_resource_exhausted<B>(mut response: ::http::Response<B>) -> ::ht
 
 pub async fn start(config: ServeConfig) -> Result<Server> {
     let data_dir = config.data_dir.clone();
-    let collector = tokio::task::spawn_blocking(move || Collector::open(data_dir))
-        .await?
-        .with_context(|| {
-            format!(
-                "opening the data directory {}",
-                config.data_dir.root.display()
-            )
-        })?;
+    let collector = tokio::task::spawn_blocking(move || {
+        let mut collector = Collector::open(data_dir)?;
+        collector.prepare_spare_bundles()?;
+        anyhow::Ok(collector)
+    })
+    .await?
+    .with_context(|| {
+        format!(
+            "opening the data directory {}",
+            config.data_dir.root.display()
+        )
+    })?;
     let collector = Arc::new(Mutex::new(collector));
     let mut ingestor = Ingestor::new(
         collector.clone(),

@@ -182,3 +182,47 @@ async fn torn_last_line(strict: bool) {
     assert_contiguous_and_unique(&events);
     assert_same_graph(&graph, &expected, "after the torn line");
 }
+
+/// A crash right after a new session's bundle was taken from the spares: the folder
+/// is in place with an empty manifest, and nothing of it was acknowledged. The next
+/// start sets it aside under `discarded/` and opens everything else; the same
+/// requests sent again build the graph of an uninterrupted run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundle_cut_short_at_creation_is_set_aside() {
+    let requests = fixture_requests(FIXTURE);
+    let expected = view(baseline_graph(&requests).await, true);
+    let dir = tempfile::tempdir().unwrap();
+
+    let first = start(ServeConfig::ephemeral(dir.path())).await.unwrap();
+    send_all_grpc(first.grpc_addr, &requests).await;
+    first.shutdown().await.unwrap();
+    // Another session whose first Export never reached the write-ahead log.
+    let cut = dir.path().join("rollouts").join("cut-short-session");
+    std::fs::create_dir_all(&cut).unwrap();
+    for name in ["trace.jsonl", "payloads.jsonl", "manifest.json"] {
+        std::fs::write(cut.join(name), b"").unwrap();
+    }
+    std::fs::write(cut.join("trace.jsonl"), b"{\"seq\":1,\"tor").unwrap();
+
+    let second = start(ServeConfig::ephemeral(dir.path())).await.unwrap();
+    assert!(
+        !cut.exists(),
+        "the cut-short bundle is still among the rollouts"
+    );
+    assert!(
+        dir.path()
+            .join("discarded/cut-short-session/trace.jsonl")
+            .exists(),
+        "the cut-short bundle was not kept under discarded/"
+    );
+    send_all_grpc(second.grpc_addr, &requests).await;
+    let graph = view(graph_json(&second, ROLLOUT), true);
+    let listed = second.collector.lock().unwrap().rollout_ids();
+    second.shutdown().await.unwrap();
+    assert_eq!(listed, vec![ROLLOUT.to_string()]);
+    assert_same_graph(
+        &graph,
+        &expected,
+        "after setting the cut-short bundle aside",
+    );
+}

@@ -27,6 +27,10 @@ pub struct Bundle {
     pub dir: PathBuf,
     pub manifest: Manifest,
     log: File,
+    /// Where the next event line goes (`None`: ask the file, after a failed write).
+    log_len: Option<u64>,
+    /// The payload pack, opened on the first append, and where its next line goes.
+    pack: Option<(File, u64)>,
     next_seq: u64,
     next_payload: u64,
 }
@@ -159,6 +163,7 @@ impl Bundle {
             file.sync_all()?;
         }
         let buf = self.numbered_lines(events)?;
+        self.log_len = None;
         self.log.write_all(&buf)?;
         self.log.sync_data()?;
         if payload.is_some() {
@@ -168,14 +173,28 @@ impl Bundle {
     }
 
     /// Creates a new bundle (manifest and empty log) without an fsync; the changes go
-    /// to `batch`, the write-ahead log makes them durable.
+    /// to `batch`, the write-ahead log makes them durable. With a `spare` (an empty
+    /// bundle made ahead, see [`super::spare`]) the bundle is that spare renamed into
+    /// place, and no file is created here.
     pub fn create(
         dir: &Path,
         rollout_id: &str,
         started_at_unix_ms: i64,
+        spare: Option<PathBuf>,
         batch: &mut WalBatch,
     ) -> Result<Bundle> {
-        fs::create_dir_all(dir)?;
+        let from_spare = spare.is_some_and(|spare| match fs::rename(&spare, dir) {
+            Ok(()) => true,
+            Err(err) => {
+                // A folder already there (a bundle whose creation was never logged).
+                tracing::debug!(%err, dir = %dir.display(), "spare bundle not used");
+                let _ = fs::remove_dir_all(&spare);
+                false
+            }
+        });
+        if !from_spare {
+            fs::create_dir_all(dir)?;
+        }
         if let Some(parent) = dir.parent() {
             batch.created_in(parent);
         }
@@ -188,10 +207,22 @@ impl Bundle {
                 .append(true)
                 .open(dir.join(RAW_EVENT_LOG_FILE_NAME))?,
             manifest,
+            log_len: None,
+            pack: None,
             next_seq: 1,
             next_payload: 1,
         };
-        bundle.save_manifest_logged(batch)?;
+        if from_spare {
+            // The spare's manifest is empty: written in place, no new file. A crash
+            // before the log entry is durable leaves it unreadable, which
+            // `Bundle::opening` takes as a bundle never acknowledged.
+            let path = dir.join(MANIFEST_FILE_NAME);
+            let bytes = serde_json::to_vec_pretty(&bundle.manifest)?;
+            fs::write(&path, &bytes)?;
+            batch.replace(&path, &bytes);
+        } else {
+            bundle.save_manifest_logged(batch)?;
+        }
         Ok(bundle)
     }
 
@@ -200,12 +231,24 @@ impl Bundle {
     /// (relative to the bundle) and the byte offset of the line.
     pub fn append_payload(&mut self, body: &[u8], batch: &mut WalBatch) -> Result<(String, u64)> {
         let full = self.dir.join(PAYLOAD_PACK);
-        let mut file = OpenOptions::new().create(true).append(true).open(&full)?;
-        let offset = file.metadata()?.len();
+        let (file, end) = match &mut self.pack {
+            Some(pack) => pack,
+            None => {
+                let file = OpenOptions::new().create(true).append(true).open(&full)?;
+                let end = file.metadata()?.len();
+                self.pack.insert((file, end))
+            }
+        };
+        let offset = *end;
         let mut line = Vec::with_capacity(body.len() + 1);
         line.extend_from_slice(body);
         line.push(b'\n');
-        file.write_all(&line)?;
+        if let Err(err) = file.write_all(&line) {
+            // Part of the line may be written: the next append asks the file its length.
+            self.pack = None;
+            return Err(err.into());
+        }
+        *end += line.len() as u64;
         batch.write(&full, offset, &line);
         Ok((PAYLOAD_PACK.to_string(), offset))
     }
@@ -217,8 +260,15 @@ impl Bundle {
             return Ok(());
         }
         let buf = self.numbered_lines(events)?;
-        let offset = self.log.metadata()?.len();
-        self.log.write_all(&buf)?;
+        let offset = match self.log_len {
+            Some(len) => len,
+            None => self.log.metadata()?.len(),
+        };
+        if let Err(err) = self.log.write_all(&buf) {
+            self.log_len = None;
+            return Err(err.into());
+        }
+        self.log_len = Some(offset + buf.len() as u64);
         batch.write(&self.dir.join(RAW_EVENT_LOG_FILE_NAME), offset, &buf);
         Ok(())
     }
@@ -279,6 +329,8 @@ impl OpeningBundle {
             dir: self.dir,
             manifest: self.manifest,
             log,
+            log_len: None,
+            pack: None,
             next_seq: last_seq.map(|s| s + 1).unwrap_or(1),
             next_payload,
         })

@@ -3,7 +3,9 @@
 //! go to the `unattributed/` bundle, and metrics to `metrics/`.
 
 pub mod bundle;
+pub mod checksum;
 pub mod manifest;
+pub mod spare;
 pub mod wal;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +14,8 @@ pub use bundle::Bundle;
 
 pub const UNATTRIBUTED: &str = "unattributed";
 pub const METRICS: &str = "metrics";
+/// Where bundles that were never acknowledged are set aside when found at open.
+pub const DISCARDED_DIR_NAME: &str = "discarded";
 
 #[derive(Clone, Debug)]
 pub struct DataDir {
@@ -55,6 +59,35 @@ impl DataDir {
             .unwrap_or_default();
         dirs.sort();
         dirs
+    }
+
+    /// Moves a bundle whose manifest cannot be read to `discarded/` and says so.
+    /// Such a bundle was never acknowledged: a manifest is written before anything
+    /// else of its bundle, and the write-ahead log restores every acknowledged one
+    /// whole before bundles are read. Kept, not deleted, so nothing is lost to a bug.
+    pub fn set_aside_if_never_acknowledged(&self, bundle_dir: &Path) -> std::io::Result<bool> {
+        let manifest = bundle_dir.join(manifest::MANIFEST_FILE_NAME);
+        let readable = match std::fs::read(&manifest) {
+            Ok(bytes) => serde_json::from_slice::<manifest::Manifest>(&bytes).is_ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if readable {
+            return Ok(false);
+        }
+        let discarded = self.root.join(DISCARDED_DIR_NAME);
+        std::fs::create_dir_all(&discarded)?;
+        let name = bundle_dir.file_name().unwrap_or_default();
+        let mut target = discarded.join(name);
+        let mut n = 1;
+        while target.exists() {
+            n += 1;
+            target = discarded.join(format!("{}.{n}", name.to_string_lossy()));
+        }
+        std::fs::rename(bundle_dir, &target)?;
+        tracing::warn!(bundle = %bundle_dir.display(), moved_to = %target.display(),
+            "bundle with an unreadable manifest (created but never acknowledged) set aside");
+        Ok(true)
     }
 
     pub fn exists(&self) -> bool {

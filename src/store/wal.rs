@@ -13,6 +13,7 @@
 //! last logged write, so bytes never acknowledged are dropped), everything is fsynced
 //! and the segments are deleted: bundles are then exactly what was acknowledged.
 
+use super::checksum::checksum;
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -149,22 +150,6 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     }
     out.sort();
     Ok(out)
-}
-
-/// A 64-bit checksum of an entry (FNV-1a over 8-byte words; it only has to catch a
-/// torn or never-written tail).
-fn checksum(data: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ data.len() as u64;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        h ^= u64::from_le_bytes(c.try_into().expect("8 bytes"));
-        h = h.wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
-    }
-    for &b in chunks.remainder() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

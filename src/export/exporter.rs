@@ -108,8 +108,36 @@ impl Exporter {
     /// Enqueues the spans of `graph`'s complete objects that were never enqueued
     /// before. Cheap when nothing is new; never waits on the downstream.
     pub fn offer(&self, graph: &RolloutGraph) -> OfferReport {
-        let trace_id = super::ids::trace_id(&graph.rollout_id);
         let mut queue = self.shared.queue();
+        let mut report = self.enqueue_new(&mut queue, graph);
+        self.finish_offers(queue, std::slice::from_mut(&mut report));
+        report
+    }
+
+    /// [`Exporter::offer`] for each graph, with one fsync for them all. Each graph is
+    /// asked for when its turn comes, so only one is held at a time.
+    pub fn offer_each(
+        &self,
+        graphs: impl IntoIterator<Item = Arc<RolloutGraph>>,
+    ) -> Vec<(String, OfferReport)> {
+        let mut offered = Vec::new();
+        for graph in graphs {
+            let mut queue = self.shared.queue();
+            let report = self.enqueue_new(&mut queue, &graph);
+            drop(queue);
+            offered.push((graph.rollout_id.clone(), report));
+        }
+        let mut reports: Vec<OfferReport> = offered.iter().map(|(_, r)| r.clone()).collect();
+        self.finish_offers(self.shared.queue(), &mut reports);
+        for ((_, report), synced) in offered.iter_mut().zip(reports) {
+            *report = synced;
+        }
+        offered
+    }
+
+    /// Appends the graph's new spans to the queue (not yet durable) and marks them.
+    fn enqueue_new(&self, queue: &mut DiskQueue, graph: &RolloutGraph) -> OfferReport {
+        let trace_id = super::ids::trace_id(&graph.rollout_id);
         let already_sent = std::cell::Cell::new(0usize);
         let new = build_spans_where(graph, &self.shared.span_options, &|span_id| {
             let sent = queue.is_sent(&sent_key(&trace_id, span_id));
@@ -122,11 +150,7 @@ impl Exporter {
             complete_spans: already_sent.get() + new.len(),
             ..OfferReport::default()
         };
-        if new.is_empty() {
-            return report;
-        }
         let total_new = new.len();
-        let mut last_error = None;
         for chunk in chunk_spans(
             new,
             self.shared.batch_max_spans,
@@ -137,10 +161,13 @@ impl Exporter {
                 .map(|s| sent_key(&s.trace_id, &s.span_id))
                 .collect();
             let record = request_of(chunk).encode_to_vec();
-            // Enqueue first, then mark: a crash in between re-sends (same ids), never loses.
-            let result = queue.push(&record).and_then(|()| queue.mark_sent(&keys));
-            match result {
-                Ok(()) => report.enqueued_spans += keys.len(),
+            // The keys reach the sent-set file only after the record is fsynced: a
+            // crash in between re-sends (same ids), never loses.
+            match queue.append(&record) {
+                Ok(()) => {
+                    queue.mark_sent(&keys);
+                    report.enqueued_spans += keys.len();
+                }
                 Err(e) => {
                     if matches!(e, QueueError::Full { .. }) {
                         tracing::warn!(rollout_id = %graph.rollout_id, error = %e,
@@ -149,26 +176,42 @@ impl Exporter {
                         tracing::error!(rollout_id = %graph.rollout_id, error = %e,
                             "export queue: cannot enqueue spans");
                     }
-                    last_error = Some(e.to_string());
+                    self.shared
+                        .stats
+                        .send_modify(|s| s.last_error = Some(e.to_string()));
                     break;
                 }
             }
         }
         report.refused_spans = total_new - report.enqueued_spans;
+        report
+    }
+
+    /// Makes what the offers enqueued durable and updates the stats. If the fsync
+    /// fails, every span they enqueued counts as refused (offered again later).
+    fn finish_offers(&self, mut queue: MutexGuard<'_, DiskQueue>, reports: &mut [OfferReport]) {
+        if let Err(e) = queue.sync() {
+            tracing::error!(error = %e, "export queue: cannot make spans durable");
+            self.shared
+                .stats
+                .send_modify(|s| s.last_error = Some(e.to_string()));
+            for report in reports.iter_mut() {
+                report.refused_spans += report.enqueued_spans;
+                report.enqueued_spans = 0;
+            }
+        }
         let queue_bytes = queue.used_bytes();
         drop(queue);
+        let enqueued: usize = reports.iter().map(|r| r.enqueued_spans).sum();
+        let refused: usize = reports.iter().map(|r| r.refused_spans).sum();
         self.shared.stats.send_modify(|s| {
-            s.enqueued_spans += report.enqueued_spans as u64;
-            s.refused_spans += report.refused_spans as u64;
+            s.enqueued_spans += enqueued as u64;
+            s.refused_spans += refused as u64;
             s.queue_bytes = queue_bytes;
-            if last_error.is_some() {
-                s.last_error = last_error;
-            }
         });
-        if report.enqueued_spans > 0 {
+        if enqueued > 0 {
             self.shared.notify.notify_one();
         }
-        report
     }
 
     pub fn stats(&self) -> ExportStats {

@@ -99,17 +99,16 @@ fn offer_all(
     collector: &Mutex<Collector>,
     rollouts: BTreeSet<String>,
 ) -> Vec<String> {
-    let mut refused = Vec::new();
-    for id in rollouts {
-        let graph = collector
+    let graphs = rollouts.iter().filter_map(|id| {
+        collector
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .transient_graph(&id);
-        if let Some(graph) = graph
-            && exporter.offer(&graph).refused_spans > 0
-        {
-            refused.push(id);
-        }
-    }
-    refused
+            .transient_graph(id)
+    });
+    exporter
+        .offer_each(graphs)
+        .into_iter()
+        .filter(|(_, report)| report.refused_spans > 0)
+        .map(|(id, _)| id)
+        .collect()
 }

@@ -8,12 +8,17 @@
 //!   `ExportTraceServiceRequest` (export), or a signal byte and an encoded request
 //!   (forward).
 //!   A segment is closed once it passes [`SEGMENT_TARGET_BYTES`].
-//! - `ack`: `<segment> <offset>`, the position of the first unsent record, replaced
-//!   atomically (write + rename) after each delivered batch. Fully sent segments are
-//!   deleted.
+//! - `head`: the position of the first unsent record, rewritten in place after each
+//!   delivered batch (two checksummed slots, written in turn, so a torn write leaves
+//!   the other). Fully sent segments are deleted; an emptied tail segment is cut back
+//!   to zero instead of replaced, so a busy queue creates no files. (`ack`, the text
+//!   file of earlier versions, is read when there is no `head`.)
 //! - `sent-spans` (export only): the set of spans already enqueued, 24 bytes each (trace id + span
 //!   id), appended to. A span in it is never enqueued again, so offering the same
-//!   graph twice, after a restart or a re-import, sends nothing twice.
+//!   graph twice, after a restart or a re-import, sends nothing twice. Keys are written
+//!   only after the records holding their spans are fsynced, and are not fsynced
+//!   themselves: a crash may forget a key (its span is enqueued and sent again, with
+//!   the same ids), never remember one whose span is lost.
 //!
 //! **Limit.** The unsent records may take at most `max_bytes` (default
 //! [`DEFAULT_MAX_BYTES`], 256 MiB). **When full, new batches are refused, never the
@@ -69,9 +74,15 @@ pub struct DiskQueue {
     /// Segment numbers and lengths, oldest first. Never empty once opened.
     segments: VecDeque<(u64, u64)>,
     writer: File,
+    /// Records appended since the last fsync of `writer`.
+    unsynced: bool,
     ack: Position,
+    head: AckFile,
     sent_file: File,
     sent: HashSet<[u8; 24]>,
+    /// Keys marked since the last sync: written to `sent_file` once the records are
+    /// durable.
+    unwritten_keys: Vec<u8>,
 }
 
 impl DiskQueue {
@@ -85,7 +96,8 @@ impl DiskQueue {
             })
             .collect();
         numbers.sort_unstable();
-        let mut ack = read_ack(&dir.join("ack"))?.unwrap_or(Position {
+        let mut head = AckFile::open(dir)?;
+        let mut ack = head.read(dir)?.unwrap_or(Position {
             segment: numbers.first().copied().unwrap_or(0),
             offset: 0,
         });
@@ -155,9 +167,12 @@ impl DiskQueue {
             max_bytes,
             segments,
             writer,
+            unsynced: false,
             ack,
+            head,
             sent_file,
             sent,
+            unwritten_keys: Vec::new(),
         })
     }
 
@@ -176,6 +191,13 @@ impl DiskQueue {
 
     /// Appends one record durably (fsync). Refuses it when the queue would pass its limit.
     pub fn push(&mut self, record: &[u8]) -> Result<(), QueueError> {
+        self.append(record)?;
+        self.sync()
+    }
+
+    /// Appends one record without an fsync: it is durable after the next
+    /// [`DiskQueue::sync`]. Refuses it when the queue would pass its limit.
+    pub fn append(&mut self, record: &[u8]) -> Result<(), QueueError> {
         if record.len() > MAX_RECORD_BYTES {
             return Err(QueueError::TooLarge(record.len()));
         }
@@ -190,6 +212,8 @@ impl DiskQueue {
         }
         let (tail, tail_len) = *self.segments.back().expect("never empty");
         if tail_len > 0 && tail_len + needed > SEGMENT_TARGET_BYTES {
+            // The closed segment's records become durable before the next one starts.
+            self.sync()?;
             let next = tail + 1;
             let path = segment_path(&self.dir, next);
             self.writer = OpenOptions::new().create(true).append(true).open(path)?;
@@ -198,9 +222,22 @@ impl DiskQueue {
         let mut buf = Vec::with_capacity(needed as usize);
         buf.extend_from_slice(&(record.len() as u32).to_le_bytes());
         buf.extend_from_slice(record);
+        self.unsynced = true;
         self.writer.write_all(&buf)?;
-        self.writer.sync_data()?;
         self.segments.back_mut().expect("never empty").1 += needed;
+        Ok(())
+    }
+
+    /// Makes every appended record durable, then writes the keys marked since.
+    pub fn sync(&mut self) -> Result<(), QueueError> {
+        if self.unsynced {
+            self.writer.sync_data()?;
+            self.unsynced = false;
+        }
+        if !self.unwritten_keys.is_empty() {
+            self.sent_file.write_all(&self.unwritten_keys)?;
+            self.unwritten_keys.clear();
+        }
         Ok(())
     }
 
@@ -248,6 +285,7 @@ impl DiskQueue {
     /// Marks everything before `next` as sent, persists it and deletes sent segments.
     pub fn ack(&mut self, next: Position) -> Result<(), QueueError> {
         self.ack = next;
+        let mut removed = Vec::new();
         while self.segments.len() > 1 {
             let (n, len) = self.segments[0];
             if n < self.ack.segment || (n == self.ack.segment && self.ack.offset >= len) {
@@ -258,28 +296,24 @@ impl DiskQueue {
                         offset: 0,
                     };
                 }
-                fs::remove_file(segment_path(&self.dir, n))?;
+                removed.push(n);
             } else {
                 break;
             }
         }
-        write_ack(&self.dir, self.ack)?;
-        // An empty queue: start the tail segment afresh so it does not grow forever.
+        // An empty queue: the tail segment is cut back to zero so it does not grow
+        // forever. Cut before the head is written: a crash in between leaves a head past
+        // the end, which opening clamps to it.
         if self.segments.len() == 1 && self.ack.offset > 0 && self.ack.offset == self.segments[0].1
         {
-            let next = self.segments[0].0 + 1;
-            let old = self.segments[0].0;
-            self.writer = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(segment_path(&self.dir, next))?;
-            self.segments = VecDeque::from([(next, 0)]);
-            self.ack = Position {
-                segment: next,
-                offset: 0,
-            };
-            write_ack(&self.dir, self.ack)?;
-            fs::remove_file(segment_path(&self.dir, old))?;
+            self.writer.set_len(0)?;
+            self.segments[0].1 = 0;
+            self.ack.offset = 0;
+        }
+        self.head.write(self.ack)?;
+        // Deleted once the head no longer points into them.
+        for n in removed {
+            fs::remove_file(segment_path(&self.dir, n))?;
         }
         Ok(())
     }
@@ -288,19 +322,15 @@ impl DiskQueue {
         self.sent.contains(key)
     }
 
-    /// Records spans as enqueued, durably, so they are never enqueued again.
-    pub fn mark_sent(&mut self, keys: &[[u8; 24]]) -> Result<(), QueueError> {
-        let mut buf = Vec::with_capacity(keys.len() * 24);
+    /// Records spans as enqueued, so they are never enqueued again. The keys reach
+    /// the `sent-spans` file at the next [`DiskQueue::sync`], after the records
+    /// appended before them; they are not fsynced themselves (see the module docs).
+    pub fn mark_sent(&mut self, keys: &[[u8; 24]]) {
         for key in keys {
             if self.sent.insert(*key) {
-                buf.extend_from_slice(key);
+                self.unwritten_keys.extend_from_slice(key);
             }
         }
-        if !buf.is_empty() {
-            self.sent_file.write_all(&buf)?;
-            self.sent_file.sync_data()?;
-        }
-        Ok(())
     }
 
     pub fn sent_count(&self) -> usize {
@@ -342,7 +372,84 @@ fn valid_length(path: &Path) -> io::Result<u64> {
     }
 }
 
-fn read_ack(path: &Path) -> io::Result<Option<Position>> {
+/// The `head` file: the queue's first unsent position, in two slots written in turn.
+/// A slot is `[generation, segment, offset, checksum]`, 4 little-endian u64s; the valid
+/// slot with the higher generation wins.
+struct AckFile {
+    file: File,
+    generation: u64,
+}
+
+const SLOT_BYTES: usize = 32;
+
+impl AckFile {
+    fn open(dir: &Path) -> io::Result<AckFile> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(dir.join("head"))?;
+        Ok(AckFile {
+            file,
+            generation: 0,
+        })
+    }
+
+    /// The stored position, from `head`, or else from the `ack` text file of
+    /// earlier versions.
+    fn read(&mut self, dir: &Path) -> io::Result<Option<Position>> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = [0u8; 2 * SLOT_BYTES];
+        let n = self.file.read_at(&mut bytes, 0)?;
+        let best = bytes[..n]
+            .chunks_exact(SLOT_BYTES)
+            .filter_map(|slot| {
+                let word =
+                    |i: usize| u64::from_le_bytes(slot[i * 8..i * 8 + 8].try_into().unwrap());
+                let (generation, segment, offset) = (word(0), word(1), word(2));
+                (word(3) == slot_checksum(generation, segment, offset))
+                    .then_some((generation, Position { segment, offset }))
+            })
+            .max_by_key(|(generation, _)| *generation);
+        if let Some((generation, position)) = best {
+            self.generation = generation;
+            return Ok(Some(position));
+        }
+        read_legacy_ack(&dir.join("ack"))
+    }
+
+    /// Stores `position` durably, in the slot not holding the latest one.
+    fn write(&mut self, position: Position) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.generation += 1;
+        let g = self.generation;
+        let mut slot = [0u8; SLOT_BYTES];
+        for (i, word) in [
+            g,
+            position.segment,
+            position.offset,
+            slot_checksum(g, position.segment, position.offset),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            slot[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
+        }
+        self.file.write_all_at(&slot, (g % 2) * SLOT_BYTES as u64)?;
+        self.file.sync_data()
+    }
+}
+
+fn slot_checksum(generation: u64, segment: u64, offset: u64) -> u64 {
+    let mut words = [0u8; 24];
+    for (i, word) in [generation, segment, offset].into_iter().enumerate() {
+        words[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
+    }
+    crate::store::checksum::checksum(&words)
+}
+
+fn read_legacy_ack(path: &Path) -> io::Result<Option<Position>> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -353,14 +460,6 @@ fn read_ack(path: &Path) -> io::Result<Option<Position>> {
         (Some(Ok(segment)), Some(Ok(offset))) => Ok(Some(Position { segment, offset })),
         _ => Ok(None),
     }
-}
-
-fn write_ack(dir: &Path, pos: Position) -> io::Result<()> {
-    let tmp = dir.join("ack.tmp");
-    let mut file = File::create(&tmp)?;
-    file.write_all(format!("{} {}\n", pos.segment, pos.offset).as_bytes())?;
-    file.sync_data()?;
-    fs::rename(tmp, dir.join("ack"))
 }
 
 #[cfg(test)]
@@ -450,7 +549,8 @@ mod tests {
         let key = sent_key(&[1; 16], &[2; 8]);
         let mut q = DiskQueue::open(dir.path(), 1024).unwrap();
         assert!(!q.is_sent(&key));
-        q.mark_sent(&[key]).unwrap();
+        q.mark_sent(&[key]);
+        q.sync().unwrap();
         drop(q);
         let q = DiskQueue::open(dir.path(), 1024).unwrap();
         assert!(q.is_sent(&key));

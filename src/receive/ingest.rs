@@ -1,13 +1,27 @@
 //! The one path every receiver takes: normalize, then store durably through the
 //! collector, with a bound on requests waiting for storage (backpressure).
+//!
+//! Requests are normalized in parallel (tokio's blocking pool), then stored by one
+//! thread, the storer, which takes every request waiting, stores them all under a
+//! single hold of the collector lock and logs them as one write-ahead-log entry. A
+//! second thread, the syncer, waits for that entry to be fsynced and answers the
+//! requests; meanwhile the storer goes on with the next requests. So the collector
+//! lock is never contended by requests (no thread holding it is preempted by another
+//! waiting for it), and one fsync serves every request that arrived meanwhile.
 
 use super::decode::ExportRequest;
 use crate::collector::{Collector, IngestReport};
 use crate::export::Forwarder;
 use crate::export::queue::QueueError;
+use crate::normalize::{NormalizedRecord, Signal};
+use crate::store::wal::{Ticket, Wal};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use tokio::sync::{Semaphore, watch};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::{Semaphore, oneshot, watch};
+
+/// Most requests the storer takes in one hold of the collector lock.
+const MAX_REQUESTS_PER_ROUND: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -44,6 +58,16 @@ pub struct Ingestor {
     forwarder: Option<Arc<Forwarder>>,
     /// Records accepted so far, for those who wait on progress.
     accepted_records: Arc<watch::Sender<u64>>,
+    /// Normalized requests on their way to the storer.
+    to_storer: mpsc::Sender<StoreJob>,
+}
+
+/// One normalized request for the storer.
+struct StoreJob {
+    records: Vec<NormalizedRecord>,
+    /// The request as received, to forward (`--forward-endpoint`).
+    forward: Option<(Arc<Forwarder>, Signal, Vec<u8>)>,
+    answer: Answer,
 }
 
 impl Ingestor {
@@ -53,6 +77,7 @@ impl Ingestor {
         max_message_bytes: usize,
     ) -> Self {
         Ingestor {
+            to_storer: start_storer(Arc::downgrade(&collector)),
             collector,
             permits: Arc::new(Semaphore::new(max_pending_requests.max(1))),
             max_pending_requests: max_pending_requests.max(1),
@@ -87,40 +112,27 @@ impl Ingestor {
                 .fetch_add(1, Ordering::Relaxed);
             return Err(IngestError::Busy);
         };
-        let collector = self.collector.clone();
         let forwarder = self.forwarder.clone();
-        let report = tokio::task::spawn_blocking(move || {
+        let job = tokio::task::spawn_blocking(move || {
             let records = request.normalize();
-            // Encoded before taking the lock (only needed when forwarding).
+            // Encoded here, in parallel, not by the storer (only needed when forwarding).
             let forward = forwarder.map(|f| (f, request.signal(), request.encode()));
-            let mut collector = collector.lock().unwrap_or_else(|p| p.into_inner());
-            // Forwarded first: a request refused because the forward queue is full is
-            // stored and forwarded when sent again. One re-sent whole (all its records
-            // stored already) is not forwarded twice.
-            if let Some((forwarder, signal, body)) = forward
-                && (records.is_empty() || collector.has_new(&records))
-            {
-                forwarder.enqueue(signal, &body).map_err(|e| match e {
-                    QueueError::Full { .. } => IngestError::ForwardQueueFull(e.to_string()),
-                    other => IngestError::Storage(other.to_string()),
-                })?;
-            }
-            let (report, ticket) = collector
-                .ingest_logged(records)
-                .map_err(|e| IngestError::Storage(format!("{e:#}")))?;
-            let (wal, changes) = (collector.wal.clone(), collector.change_sender());
-            // Group commit: the fsync happens without the lock, shared with the
-            // requests stored meanwhile. The answer waits for it.
-            drop(collector);
-            wal.wait(ticket)
-                .map_err(|e| IngestError::Storage(format!("{e:#}")))?;
-            for rollout in &report.rollouts_touched {
-                let _ = changes.send(rollout.clone());
-            }
-            Ok(report)
+            (records, forward)
         })
         .await
-        .map_err(|e| IngestError::Storage(e.to_string()))??;
+        .map_err(|e| IngestError::Storage(e.to_string()))?;
+        let (answer, answered) = oneshot::channel();
+        let (records, forward) = job;
+        self.to_storer
+            .send(StoreJob {
+                records,
+                forward,
+                answer,
+            })
+            .map_err(|_| IngestError::Storage("the storer has stopped".into()))?;
+        let report = answered
+            .await
+            .map_err(|_| IngestError::Storage("the storer has stopped".into()))??;
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         self.counters
             .records
@@ -147,5 +159,133 @@ pub fn warning(report: &IngestReport) -> String {
             "{} records carry no Codex conversation id (yet); kept as unattributed evidence",
             report.unattributed
         )
+    }
+}
+
+/// Starts the storer and the syncer threads (see the module docs). Both end once
+/// every [`Ingestor`] is dropped, or the collector is.
+fn start_storer(collector: Weak<Mutex<Collector>>) -> mpsc::Sender<StoreJob> {
+    let (jobs, incoming) = mpsc::channel::<StoreJob>();
+    let (rounds, to_sync) = mpsc::channel::<StoredRound>();
+    std::thread::Builder::new()
+        .name("ingest-storer".into())
+        .spawn(move || store_rounds(collector, incoming, rounds))
+        .expect("start the ingest storer thread");
+    std::thread::Builder::new()
+        .name("ingest-syncer".into())
+        .spawn(move || sync_rounds(to_sync))
+        .expect("start the ingest syncer thread");
+    jobs
+}
+
+type Answer = oneshot::Sender<Result<IngestReport, IngestError>>;
+
+/// Requests stored in one round, waiting for their write-ahead-log entry.
+struct StoredRound {
+    wal: Arc<Wal>,
+    ticket: Result<Ticket, String>,
+    changes: tokio::sync::broadcast::Sender<String>,
+    /// Each request's answer, and what storing it gave (sent once durable).
+    outcomes: Vec<(Answer, Result<IngestReport, IngestError>)>,
+}
+
+fn store_rounds(
+    collector: Weak<Mutex<Collector>>,
+    incoming: mpsc::Receiver<StoreJob>,
+    rounds: mpsc::Sender<StoredRound>,
+) {
+    while let Ok(first) = incoming.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_REQUESTS_PER_ROUND {
+            match incoming.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let Some(shared) = collector.upgrade() else {
+            for job in jobs {
+                let _ = job
+                    .answer
+                    .send(Err(IngestError::Storage("the collector is closed".into())));
+            }
+            return;
+        };
+        let mut locked = shared.lock().unwrap_or_else(|p| p.into_inner());
+        let outcomes: Vec<_> = jobs
+            .into_iter()
+            .map(|job| {
+                let outcome = store_one(&mut locked, job.records, job.forward);
+                (job.answer, outcome)
+            })
+            .collect();
+        // One entry for the round; logged even after an error, so it matches the files.
+        let ticket = locked.log_changes().map_err(|e| format!("{e:#}"));
+        let round = StoredRound {
+            wal: locked.wal.clone(),
+            ticket,
+            changes: locked.change_sender(),
+            outcomes,
+        };
+        drop(locked);
+        // Not held while the answers go out: a server shut down after its last answer
+        // closes the collector at once.
+        drop(shared);
+        if rounds.send(round).is_err() {
+            return;
+        }
+    }
+}
+
+/// Stores one request's records (under the collector lock; not yet durable).
+fn store_one(
+    collector: &mut Collector,
+    records: Vec<NormalizedRecord>,
+    forward: Option<(Arc<Forwarder>, Signal, Vec<u8>)>,
+) -> Result<IngestReport, IngestError> {
+    // Forwarded first: a request refused because the forward queue is full is stored
+    // and forwarded when sent again. One re-sent whole (all its records stored
+    // already) is not forwarded twice.
+    if let Some((forwarder, signal, body)) = forward
+        && (records.is_empty() || collector.has_new(&records))
+    {
+        forwarder.enqueue(signal, &body).map_err(|e| match e {
+            QueueError::Full { .. } => IngestError::ForwardQueueFull(e.to_string()),
+            other => IngestError::Storage(other.to_string()),
+        })?;
+    }
+    collector
+        .store(records)
+        .map_err(|e| IngestError::Storage(format!("{e:#}")))
+}
+
+/// Answers each round's requests once its entry is durable, then announces the
+/// rollouts they changed.
+fn sync_rounds(to_sync: mpsc::Receiver<StoredRound>) {
+    while let Ok(round) = to_sync.recv() {
+        let StoredRound {
+            wal,
+            ticket,
+            changes,
+            outcomes,
+        } = round;
+        let durable = match ticket {
+            Ok(ticket) => wal.wait(ticket).map_err(|e| format!("{e:#}")),
+            Err(e) => Err(e),
+        };
+        // Let go of the log before answering: once the last request is answered the
+        // server may be shut down, and the log must close with the collector.
+        drop(wal);
+        for (answer, outcome) in outcomes {
+            let outcome = match (&durable, outcome) {
+                (Ok(()), outcome) => outcome,
+                (Err(e), _) => Err(IngestError::Storage(e.clone())),
+            };
+            if let Ok(report) = &outcome {
+                for rollout in &report.rollouts_touched {
+                    let _ = changes.send(rollout.clone());
+                }
+            }
+            let _ = answer.send(outcome);
+        }
     }
 }

@@ -1147,7 +1147,10 @@ async fn run_client(
     let interval = (args.rate > 0.0).then(|| {
         let per_client = args.rate / args.clients as f64;
         let period = Duration::from_secs_f64(args.batch as f64 / per_client);
-        let mut iv = tokio::time::interval(period);
+        // Clients start evenly spread over one period: their Exports arrive spaced
+        // out, not in a burst of one per client on every tick.
+        let offset = period.mul_f64(id as f64 / args.clients.max(1) as f64);
+        let mut iv = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
         // Burst: after a slow Export, catch up so the average rate stays on target.
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         iv

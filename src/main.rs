@@ -207,6 +207,13 @@ impl ForwardArgs {
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options (overridden by `$_RJEM_MALLOC_CONF`): freed memory goes back to
+/// the system within a second, by a background thread, from two arenas (the
+/// collector's work is one storer plus short normalize tasks, not many busy threads).
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8] = b"background_thread:true,narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(

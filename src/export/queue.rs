@@ -556,4 +556,67 @@ mod tests {
         assert!(q.is_sent(&key));
         assert_eq!(q.sent_count(), 1);
     }
+
+    #[test]
+    fn head_survives_a_torn_slot_and_reads_the_legacy_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DiskQueue::open(dir.path(), 1024).unwrap();
+        for r in [b"a", b"b", b"c"] {
+            q.push(r).unwrap();
+        }
+        let p = q.peek(1, usize::MAX).unwrap();
+        q.ack(p.records[0].1).unwrap(); // generation 1: after "a"
+        let p = q.peek(1, usize::MAX).unwrap();
+        q.ack(p.records[0].1).unwrap(); // generation 2: after "b"
+        drop(q);
+        // A crash tore the newest slot (generation 2 is in slot 0): the older one holds.
+        let head = dir.path().join("head");
+        let mut bytes = fs::read(&head).unwrap();
+        bytes[8] ^= 0xff;
+        fs::write(&head, &bytes).unwrap();
+        let q = DiskQueue::open(dir.path(), 1024).unwrap();
+        assert_eq!(
+            bodies(&q.peek(10, usize::MAX).unwrap()),
+            vec![b"b".to_vec(), b"c".to_vec()]
+        );
+        drop(q);
+        // A queue written by an earlier version: its text `ack`, no `head`.
+        fs::remove_file(&head).unwrap();
+        fs::write(dir.path().join("ack"), format!("0 {}\n", HEADER + 1)).unwrap();
+        let q = DiskQueue::open(dir.path(), 1024).unwrap();
+        assert_eq!(
+            bodies(&q.peek(10, usize::MAX).unwrap()),
+            vec![b"b".to_vec(), b"c".to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_busy_queue_creates_no_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DiskQueue::open(dir.path(), 1024).unwrap();
+        let names = || {
+            let mut n: Vec<String> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        let before = names();
+        for _ in 0..5 {
+            q.push(b"record").unwrap();
+            let p = q.peek(10, usize::MAX).unwrap();
+            q.ack(p.records[0].1).unwrap();
+            assert!(q.is_empty());
+        }
+        assert_eq!(names(), before);
+        drop(q);
+        let mut q = DiskQueue::open(dir.path(), 1024).unwrap();
+        assert!(q.is_empty());
+        q.push(b"next").unwrap();
+        assert_eq!(
+            bodies(&q.peek(10, usize::MAX).unwrap()),
+            vec![b"next".to_vec()]
+        );
+    }
 }

@@ -110,7 +110,7 @@ impl Exporter {
     pub fn offer(&self, graph: &RolloutGraph) -> OfferReport {
         let mut queue = self.shared.queue();
         let mut report = self.enqueue_new(&mut queue, graph);
-        self.finish_offers(queue, std::slice::from_mut(&mut report));
+        self.finish_offers(queue, std::iter::once(&mut report));
         report
     }
 
@@ -127,11 +127,10 @@ impl Exporter {
             drop(queue);
             offered.push((graph.rollout_id.clone(), report));
         }
-        let mut reports: Vec<OfferReport> = offered.iter().map(|(_, r)| r.clone()).collect();
-        self.finish_offers(self.shared.queue(), &mut reports);
-        for ((_, report), synced) in offered.iter_mut().zip(reports) {
-            *report = synced;
-        }
+        self.finish_offers(
+            self.shared.queue(),
+            offered.iter_mut().map(|(_, report)| report),
+        );
         offered
     }
 
@@ -189,21 +188,29 @@ impl Exporter {
 
     /// Makes what the offers enqueued durable and updates the stats. If the fsync
     /// fails, every span they enqueued counts as refused (offered again later).
-    fn finish_offers(&self, mut queue: MutexGuard<'_, DiskQueue>, reports: &mut [OfferReport]) {
-        if let Err(e) = queue.sync() {
+    fn finish_offers<'r>(
+        &self,
+        mut queue: MutexGuard<'_, DiskQueue>,
+        reports: impl Iterator<Item = &'r mut OfferReport>,
+    ) {
+        let synced = queue.sync();
+        if let Err(e) = &synced {
             tracing::error!(error = %e, "export queue: cannot make spans durable");
             self.shared
                 .stats
                 .send_modify(|s| s.last_error = Some(e.to_string()));
-            for report in reports.iter_mut() {
-                report.refused_spans += report.enqueued_spans;
-                report.enqueued_spans = 0;
-            }
         }
         let queue_bytes = queue.used_bytes();
         drop(queue);
-        let enqueued: usize = reports.iter().map(|r| r.enqueued_spans).sum();
-        let refused: usize = reports.iter().map(|r| r.refused_spans).sum();
+        let (mut enqueued, mut refused) = (0, 0);
+        for report in reports {
+            if synced.is_err() {
+                report.refused_spans += report.enqueued_spans;
+                report.enqueued_spans = 0;
+            }
+            enqueued += report.enqueued_spans;
+            refused += report.refused_spans;
+        }
         self.shared.stats.send_modify(|s| {
             s.enqueued_spans += enqueued as u64;
             s.refused_spans += refused as u64;

@@ -79,6 +79,7 @@ impl SpareBundles {
     }
 
     /// Waits until a spare is ready, then takes it.
+    #[cfg(test)]
     pub fn take_when_ready(&self) -> PathBuf {
         let mut state = self.state();
         loop {

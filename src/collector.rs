@@ -10,14 +10,15 @@
 
 use crate::normalize::raw_event::{Evidence, RAW_EVENT_SCHEMA_VERSION, RawPayloadRef};
 use crate::normalize::{ExecutionStatus, NormalizedRecord, RawEvent, RawEventPayload, Signal};
-use crate::reduce::RolloutState;
 use crate::reduce::graph::RolloutGraph;
+use crate::reduce::{RolloutSnapshot, RolloutState};
 use crate::store::bundle::StoredEvent;
+use crate::store::seen::SeenRecords;
 use crate::store::spare::SpareBundles;
 use crate::store::wal::{Ticket, Wal, WalBatch};
 use crate::store::{Bundle, DataDir, METRICS, UNATTRIBUTED};
 use anyhow::Result;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -43,7 +44,7 @@ pub struct Collector {
     conversation_to_rollout: HashMap<String, String>,
     trace_to_rollout: HashMap<String, String>,
     turn_to_rollout: HashMap<String, String>,
-    seen: HashSet<u128>,
+    seen: SeenRecords,
     pending: Vec<Pending>,
     changes: broadcast::Sender<String>,
     /// When each rollout last received a record (for the idle close).
@@ -76,7 +77,7 @@ impl Collector {
             conversation_to_rollout: HashMap::new(),
             trace_to_rollout: HashMap::new(),
             turn_to_rollout: HashMap::new(),
-            seen: HashSet::new(),
+            seen: SeenRecords::new(),
             pending: Vec::new(),
             changes,
             last_received: HashMap::new(),
@@ -211,7 +212,7 @@ impl Collector {
     /// Whether any of `records` was never stored (a request re-sent whole is not).
     pub fn has_new(&self, records: &[NormalizedRecord]) -> bool {
         records.iter().any(|r| {
-            u128::from_str_radix(&r.record_id, 16).map_or(true, |id| !self.seen.contains(&id))
+            u128::from_str_radix(&r.record_id, 16).map_or(true, |id| !self.seen.contains(id))
         })
     }
 
@@ -702,13 +703,13 @@ impl Collector {
         self.rollouts.get_mut(rollout_id).map(|s| s.graph())
     }
 
-    /// [`Collector::graph`] without keeping the graph (see
-    /// [`RolloutState::transient_graph`]).
-    pub fn transient_graph(&self, rollout_id: &str) -> Option<Arc<RolloutGraph>> {
+    /// A rollout's events as of now, to reduce without holding the collector (the
+    /// export feed: it looks at a rollout once per change and keeps no graph).
+    pub fn snapshot(&mut self, rollout_id: &str) -> Option<RolloutSnapshot> {
         if rollout_id == UNATTRIBUTED || rollout_id == METRICS {
             return None;
         }
-        self.rollouts.get(rollout_id).map(|s| s.transient_graph())
+        self.rollouts.get_mut(rollout_id).map(|s| s.snapshot())
     }
 
     /// Ids of every rollout (sessions only).
@@ -746,7 +747,7 @@ fn pack_payload_id(offset: u64) -> String {
 fn restore_pending(
     bundle_dir: &std::path::Path,
     events: &[RawEvent],
-    moved: &HashSet<u128>,
+    moved: &SeenRecords,
 ) -> Result<Vec<Pending>> {
     let received = std::time::Instant::now();
     let mut payload_files: HashMap<(String, Option<u64>), Vec<serde_json::Value>> = HashMap::new();
@@ -756,7 +757,7 @@ fn restore_pending(
         let Ok(id) = u128::from_str_radix(&ev.record_id, 16) else {
             continue;
         };
-        if moved.contains(&id) {
+        if moved.contains(id) {
             continue;
         }
         let event_of = crate::normalize::PendingEvent {

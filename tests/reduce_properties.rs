@@ -83,6 +83,47 @@ fn check(fixture: &str, seed: u64, max_batch: usize) {
     }
 }
 
+/// Graphs reduced from snapshots taken between batches (as the export feed does,
+/// some still held while more records arrive) are those of the records stored so
+/// far, and the last equals the graph of all records stored at once.
+fn check_snapshots(fixture: &str, seed: u64, max_batch: usize) {
+    let all = records(fixture);
+    let baseline = graph_of(vec![all.clone()]);
+    let data = tempfile::tempdir().unwrap();
+    let mut collector = Collector::open(DataDir::new(data.path())).unwrap();
+    let mut held = Vec::new();
+    let mut stored = Vec::new();
+    for (n, batch) in reshuffle(all, seed, max_batch).into_iter().enumerate() {
+        stored.extend(batch.clone());
+        collector.ingest(batch).unwrap();
+        let ids = collector.rollout_ids();
+        let Some(id) = ids.first() else { continue };
+        let snapshot = collector.snapshot(id).unwrap();
+        // Held after enough snapshots to merge chunks, and while more are sealed.
+        if n == 6 || n == 8 {
+            held.push((snapshot, stored.clone()));
+        }
+    }
+    for (snapshot, stored_then) in held {
+        let mut then = serde_json::to_value(&*snapshot.graph()).unwrap();
+        strip_raw(&mut then);
+        assert_eq!(
+            then,
+            graph_of(vec![stored_then]),
+            "{fixture}: a held snapshot changed"
+        );
+    }
+    let id = &collector.rollout_ids()[0];
+    let mut last = serde_json::to_value(&*collector.snapshot(id).unwrap().graph()).unwrap();
+    strip_raw(&mut last);
+    if baseline != last {
+        panic!(
+            "{fixture}: graph from snapshots differs at {}",
+            first_difference(&baseline, &last, String::new())
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, .. ProptestConfig::default() })]
 
@@ -94,6 +135,11 @@ proptest! {
     #[test]
     fn sub_agents_in_any_order(seed in any::<u64>(), max_batch in 50usize..800) {
         check("multi-agent-app-server", seed, max_batch);
+    }
+
+    #[test]
+    fn snapshots_between_batches_share_events_safely(seed in any::<u64>(), max_batch in 5usize..40) {
+        check_snapshots("tool-call-ok", seed, max_batch);
     }
 
     #[test]

@@ -99,11 +99,13 @@ fn offer_all(
     collector: &Mutex<Collector>,
     rollouts: BTreeSet<String>,
 ) -> Vec<String> {
+    // Reduced outside the collector lock: storing goes on meanwhile.
     let graphs = rollouts.iter().filter_map(|id| {
-        collector
+        let snapshot = collector
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .transient_graph(id)
+            .snapshot(id);
+        snapshot.map(|s| s.graph())
     });
     exporter
         .offer_each(graphs)

@@ -44,10 +44,17 @@ impl Ctx<'_> {
 
 /// A rollout's events (what the reducer reads of them), and its graph rebuilt on
 /// demand.
+///
+/// The events are kept in chunks that a [`RolloutSnapshot`] shares, so a rollout's
+/// graph can be reduced without holding the collector lock: taking a snapshot only
+/// seals the newest events into a chunk.
 #[derive(Default)]
 pub struct RolloutState {
     pub rollout_id: String,
-    events: Vec<KeptEvent>,
+    /// Events sealed by earlier snapshots.
+    sealed: Vec<Arc<Vec<KeptEvent>>>,
+    /// Events pushed since the last snapshot.
+    newest: Vec<KeptEvent>,
     strings: Interner,
     /// OTLP records behind the events (a record may give several events, which are
     /// always stored together).
@@ -55,6 +62,33 @@ pub struct RolloutState {
     last_record_id: Option<String>,
     pub last_wall_time_unix_ms: i64,
     cached: Option<Arc<RolloutGraph>>,
+    /// Whether the events seen so far make a finished rollout (`None`: not known
+    /// since the last event; see [`RolloutState::is_open`]).
+    finished: Option<bool>,
+}
+
+/// Sealed chunks past this many are merged into one when no snapshot shares them.
+const MAX_SEALED_CHUNKS: usize = 4;
+
+/// A rollout's events as of one moment, to reduce without the collector lock.
+pub struct RolloutSnapshot {
+    rollout_id: String,
+    record_count: u64,
+    chunks: Vec<Arc<Vec<KeptEvent>>>,
+    cached: Option<Arc<RolloutGraph>>,
+}
+
+impl RolloutSnapshot {
+    /// The rollout's graph as of the snapshot.
+    pub fn graph(&self) -> Arc<RolloutGraph> {
+        if let Some(graph) = &self.cached {
+            return graph.clone();
+        }
+        let events = self.chunks.iter().flat_map(|chunk| chunk.iter());
+        let mut graph = reduce_kept(&self.rollout_id, events);
+        graph.telemetry.record_count = self.record_count;
+        Arc::new(graph)
+    }
 }
 
 impl RolloutState {
@@ -71,13 +105,14 @@ impl RolloutState {
             return;
         }
         self.last_wall_time_unix_ms = self.last_wall_time_unix_ms.max(event.wall_time_unix_ms);
-        self.events.push(self.strings.keep(event));
+        self.newest.push(self.strings.keep(event));
         self.cached = None;
+        self.finished = None;
     }
 
     /// Events kept for the reducer (the evidence-only ones are not).
     pub fn kept_events(&self) -> usize {
-        self.events.len()
+        self.sealed.iter().map(|c| c.len()).sum::<usize>() + self.newest.len()
     }
 
     /// Counts the record behind an event without keeping the event (for the bundles
@@ -106,27 +141,46 @@ impl RolloutState {
         }
     }
 
+    /// The events as of now, sharing them (see [`RolloutSnapshot::graph`]).
+    pub fn snapshot(&mut self) -> RolloutSnapshot {
+        if !self.newest.is_empty() {
+            self.sealed.push(Arc::new(std::mem::take(&mut self.newest)));
+        }
+        if self.sealed.len() > MAX_SEALED_CHUNKS
+            && self.sealed.iter().all(|c| Arc::strong_count(c) == 1)
+        {
+            let mut merged = Vec::with_capacity(self.kept_events());
+            for chunk in self.sealed.drain(..) {
+                merged.extend(Arc::try_unwrap(chunk).unwrap_or_default());
+            }
+            self.sealed.push(Arc::new(merged));
+        }
+        RolloutSnapshot {
+            rollout_id: self.rollout_id.clone(),
+            record_count: self.record_count,
+            chunks: self.sealed.clone(),
+            cached: self.cached.clone(),
+        }
+    }
+
     pub fn graph(&mut self) -> Arc<RolloutGraph> {
-        let graph = self.transient_graph();
+        let graph = self.snapshot().graph();
         self.cached = Some(graph.clone());
         graph
     }
 
-    /// The graph, without keeping it once built: for the export feed and the idle
-    /// sweep, which look at a rollout once per change (a graph is about as large as the
-    /// events it is built from; queries keep theirs in [`RolloutState::graph`]).
-    pub fn transient_graph(&self) -> Arc<RolloutGraph> {
-        if let Some(graph) = &self.cached {
-            return graph.clone();
-        }
-        let mut graph = reduce_kept(&self.rollout_id, &self.events);
-        graph.telemetry.record_count = self.record_count;
-        Arc::new(graph)
-    }
-
     /// Whether the rollout is still open (no exit or idle close after its last event).
-    pub fn is_open(&self) -> bool {
-        self.transient_graph().status == "running"
+    /// Known without reducing again until the next event.
+    pub fn is_open(&mut self) -> bool {
+        let finished = match self.finished {
+            Some(finished) => finished,
+            None => {
+                let finished = self.snapshot().graph().status != "running";
+                self.finished = Some(finished);
+                finished
+            }
+        };
+        !finished
     }
 }
 
@@ -139,13 +193,13 @@ pub fn reduce(rollout_id: &str, events: &[RawEvent]) -> RolloutGraph {
         .filter(|e| !e.payload.is_evidence_only())
         .map(|e| strings.copy(e))
         .collect();
-    reduce_kept(rollout_id, &kept)
+    reduce_kept(rollout_id, kept.iter())
 }
 
-fn reduce_kept(rollout_id: &str, events: &[KeptEvent]) -> RolloutGraph {
+fn reduce_kept<'e>(rollout_id: &str, events: impl Iterator<Item = &'e KeptEvent>) -> RolloutGraph {
     let ctx = Ctx {
         // `rollout_started` records when the bundle was made, which depends on batching.
-        events: order::canonical(events.iter().filter(|e| {
+        events: order::canonical(events.filter(|e| {
             !e.payload.is_evidence_only() && !matches!(e.payload, P::RolloutStarted { .. })
         })),
         rollout_id,

@@ -5,6 +5,7 @@
 pub mod bundle;
 pub mod checksum;
 pub mod manifest;
+pub mod seen;
 pub mod spare;
 pub mod wal;
 

@@ -10,6 +10,8 @@
 
 use crate::normalize::raw_event::{Evidence, RAW_EVENT_SCHEMA_VERSION, RawPayloadRef};
 use crate::normalize::{ExecutionStatus, NormalizedRecord, RawEvent, RawEventPayload, Signal};
+use crate::proto::RolloutSummary;
+use crate::query::summary::summarize;
 use crate::reduce::graph::RolloutGraph;
 use crate::reduce::{RolloutSnapshot, RolloutState};
 use crate::store::bundle::StoredEvent;
@@ -90,62 +92,7 @@ impl Collector {
             if collector.data_dir.set_aside_if_never_acknowledged(&dir)? {
                 continue;
             }
-            let opening = Bundle::opening(&dir, &name, 0)?;
-            let rollout_id = opening.manifest.rollout_id.clone();
-            collector
-                .conversation_to_rollout
-                .insert(rollout_id.clone(), rollout_id.clone());
-            for child in &opening.manifest.child_thread_ids {
-                collector
-                    .conversation_to_rollout
-                    .insert(child.clone(), rollout_id.clone());
-            }
-            let state = collector
-                .rollouts
-                .entry(rollout_id.clone())
-                .or_insert_with(|| RolloutState::new(&rollout_id));
-            let (seen, traces, turns) = (
-                &mut collector.seen,
-                &mut collector.trace_to_rollout,
-                &mut collector.turn_to_rollout,
-            );
-            // Neighbouring events mostly share their trace and turn: look each up once.
-            let (mut last_trace, mut last_turn) = (String::new(), String::new());
-            let bundle = opening.replay(|event| {
-                if let Some(id) = event
-                    .record_id()
-                    .and_then(|id| u128::from_str_radix(id, 16).ok())
-                {
-                    seen.insert(id);
-                }
-                if let Some(trace) = event.trace_id()
-                    && trace != last_trace
-                {
-                    if !traces.contains_key(trace) {
-                        traces.insert(trace.to_string(), rollout_id.clone());
-                    }
-                    last_trace.clear();
-                    last_trace.push_str(trace);
-                }
-                if let Some(turn) = event.codex_turn_id()
-                    && turn != last_turn
-                {
-                    if !turns.contains_key(turn) {
-                        turns.insert(turn.to_string(), rollout_id.clone());
-                    }
-                    last_turn.clear();
-                    last_turn.push_str(turn);
-                }
-                match event {
-                    StoredEvent::Full(event) => state.push(*event),
-                    StoredEvent::EvidenceOnly { record_id, .. } => state.count_record(record_id),
-                }
-            })?;
-            // The idle clock of a replayed session starts again at the restart.
-            collector
-                .last_received
-                .insert(rollout_id.clone(), std::time::Instant::now());
-            collector.bundles.insert(rollout_id, bundle);
+            collector.replay_bundle(&dir, &name)?;
         }
         // Unattributed records not moved yet wait again for their session.
         for special in [UNATTRIBUTED, METRICS] {
@@ -194,6 +141,77 @@ impl Collector {
         // Pending records whose session became known before a crash cut the move short.
         collector.ingest(Vec::new())?;
         Ok(collector)
+    }
+
+    /// Reads a session's bundle back: its events into a new [`RolloutState`], its
+    /// record ids into the seen set, its conversations, traces and turns into the
+    /// attribution maps, and the bundle, open for appending, into `bundles`.
+    fn replay_bundle(&mut self, dir: &std::path::Path, name: &str) -> Result<()> {
+        let opening = Bundle::opening(dir, name, 0)?;
+        let rollout_id = opening.manifest.rollout_id.clone();
+        self.conversation_to_rollout
+            .insert(rollout_id.clone(), rollout_id.clone());
+        for child in &opening.manifest.child_thread_ids {
+            self.conversation_to_rollout
+                .insert(child.clone(), rollout_id.clone());
+        }
+        let state = self
+            .rollouts
+            .entry(rollout_id.clone())
+            .or_insert_with(|| RolloutState::new(&rollout_id));
+        let (seen, traces, turns) = (
+            &mut self.seen,
+            &mut self.trace_to_rollout,
+            &mut self.turn_to_rollout,
+        );
+        // Neighbouring events mostly share their trace and turn: look each up once.
+        let (mut last_trace, mut last_turn) = (String::new(), String::new());
+        let bundle = opening.replay(|event| {
+            if let Some(id) = event
+                .record_id()
+                .and_then(|id| u128::from_str_radix(id, 16).ok())
+            {
+                seen.insert(id);
+            }
+            if let Some(trace) = event.trace_id()
+                && trace != last_trace
+            {
+                if !traces.contains_key(trace) {
+                    traces.insert(trace.to_string(), rollout_id.clone());
+                }
+                last_trace.clear();
+                last_trace.push_str(trace);
+            }
+            if let Some(turn) = event.codex_turn_id()
+                && turn != last_turn
+            {
+                if !turns.contains_key(turn) {
+                    turns.insert(turn.to_string(), rollout_id.clone());
+                }
+                last_turn.clear();
+                last_turn.push_str(turn);
+            }
+            match event {
+                StoredEvent::Full(event) => state.push(*event),
+                StoredEvent::EvidenceOnly { record_id, .. } => state.count_record(record_id),
+            }
+        })?;
+        // The idle clock of a replayed session starts again.
+        self.last_received
+            .insert(rollout_id.clone(), std::time::Instant::now());
+        self.bundles.insert(rollout_id, bundle);
+        Ok(())
+    }
+
+    /// Brings an evicted rollout's events back into memory (from its bundle), before
+    /// anything reads or adds to them.
+    fn make_resident(&mut self, rollout: &str) -> Result<()> {
+        if !self.rollouts.get(rollout).is_some_and(|s| s.is_evicted()) {
+            return Ok(());
+        }
+        self.rollouts.remove(rollout);
+        let dir = self.data_dir.rollout_dir(rollout);
+        self.replay_bundle(&dir, rollout)
     }
 
     /// From now on, new sessions' bundles are made ahead of time by a background
@@ -398,6 +416,8 @@ impl Collector {
     /// Moves every event of rollout `from` (a sub-agent seen before its parent's spawn
     /// result) into rollout `into`, payload files included, then removes `from`.
     fn merge(&mut self, from: &str, into: &str) -> Result<()> {
+        self.make_resident(from)?;
+        self.make_resident(into)?;
         if let Some(source) = self.bundles.remove(from) {
             self.move_bundle(source, into)?;
         }
@@ -515,6 +535,7 @@ impl Collector {
     }
 
     fn bundle(&mut self, rollout: &str, started_at: i64) -> Result<&mut Bundle> {
+        self.make_resident(rollout)?;
         if !self.bundles.contains_key(rollout) {
             let dir = self.data_dir.rollout_dir(rollout);
             let mut bundle = if dir
@@ -647,7 +668,7 @@ impl Collector {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
         let now = std::time::Instant::now();
-        let mut to_close = Vec::new();
+        let (mut to_close, mut to_evict) = (Vec::new(), Vec::new());
         for (id, state) in self.rollouts.iter_mut() {
             if id == UNATTRIBUTED || id == METRICS {
                 continue;
@@ -660,9 +681,18 @@ impl Collector {
                     .is_none_or(|t| now.duration_since(*t) >= idle)
             };
             // Quiet first: is_open may reduce the rollout, and most are not quiet.
-            if quiet && state.is_open() {
-                to_close.push((id.clone(), state.last_wall_time_unix_ms));
+            if !quiet || state.is_evicted() {
+                continue;
             }
+            if state.is_open() {
+                to_close.push((id.clone(), state.last_wall_time_unix_ms));
+            } else {
+                // Finished, and the export feed has seen it finish (a sweep ago).
+                to_evict.push(id.clone());
+            }
+        }
+        for id in to_evict {
+            self.evict(&id);
         }
         to_close.sort();
         let mut closed = Vec::new();
@@ -696,11 +726,22 @@ impl Collector {
         Ok(closed)
     }
 
+    /// Lets go of a finished rollout's events and closes its bundle's files; both
+    /// come back from the bundle if a record or a query needs them.
+    fn evict(&mut self, rollout_id: &str) {
+        let Some(state) = self.rollouts.get_mut(rollout_id) else {
+            return;
+        };
+        let summary = summarize(&state.snapshot().graph());
+        state.evict(summary);
+        self.bundles.remove(rollout_id);
+    }
+
     pub fn graph(&mut self, rollout_id: &str) -> Option<Arc<RolloutGraph>> {
         if rollout_id == UNATTRIBUTED || rollout_id == METRICS {
             return None;
         }
-        self.rollouts.get_mut(rollout_id).map(|s| s.graph())
+        self.resident_state(rollout_id).map(|s| s.graph())
     }
 
     /// A rollout's events as of now, to reduce without holding the collector (the
@@ -709,7 +750,24 @@ impl Collector {
         if rollout_id == UNATTRIBUTED || rollout_id == METRICS {
             return None;
         }
-        self.rollouts.get_mut(rollout_id).map(|s| s.snapshot())
+        self.resident_state(rollout_id).map(|s| s.snapshot())
+    }
+
+    /// What `list` shows of a rollout (kept without the events once it is evicted).
+    pub fn summary(&mut self, rollout_id: &str) -> Option<RolloutSummary> {
+        if let Some(kept) = self.rollouts.get(rollout_id)?.evicted() {
+            return Some(kept.clone());
+        }
+        self.snapshot(rollout_id).map(|s| summarize(&s.graph()))
+    }
+
+    /// A rollout's state with its events in memory (read back if it was evicted).
+    fn resident_state(&mut self, rollout_id: &str) -> Option<&mut RolloutState> {
+        if let Err(err) = self.make_resident(rollout_id) {
+            tracing::error!(%err, rollout_id, "could not read an evicted session back from its bundle");
+            return None;
+        }
+        self.rollouts.get_mut(rollout_id)
     }
 
     /// Ids of every rollout (sessions only).
@@ -722,6 +780,17 @@ impl Collector {
             .collect();
         ids.sort();
         ids
+    }
+
+    /// Sessions whose events are in memory, and sessions evicted (finished and quiet;
+    /// their events are read back from their bundles when needed).
+    pub fn session_counts(&self) -> (usize, usize) {
+        let sessions = self
+            .rollouts
+            .iter()
+            .filter(|(id, _)| id.as_str() != UNATTRIBUTED && id.as_str() != METRICS);
+        let evicted = sessions.clone().filter(|(_, s)| s.is_evicted()).count();
+        (sessions.count() - evicted, evicted)
     }
 
     /// Records kept as unattributed evidence that are still waiting for their session.

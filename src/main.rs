@@ -226,6 +226,7 @@ fn main() -> Result<()> {
     let data_dir = DataDir::new(cli.data_dir.clone().unwrap_or_else(DataDir::default_path));
     match cli.command {
         Command::Serve(args) => {
+            raise_open_file_limit();
             let config =
                 ServeConfig {
                     grpc_addr: args.grpc_addr.parse().with_context(|| {
@@ -290,8 +291,7 @@ fn main() -> Result<()> {
             let mut rows: Vec<_> = collector
                 .rollout_ids()
                 .iter()
-                .filter_map(|id| collector.graph(id))
-                .map(|g| summary::summarize(&g))
+                .filter_map(|id| collector.summary(id))
                 .collect();
             rows.sort_by_key(|s| std::cmp::Reverse(s.last_seen_unix_ms));
             if json {
@@ -343,6 +343,30 @@ fn main() -> Result<()> {
                 print!("{}", tree::render(&graph));
             }
             Ok(())
+        }
+    }
+}
+
+/// Each session being written keeps its bundle's two files open, so a busy
+/// collector needs more than the usual soft limit of 1024 descriptors: raise it to
+/// the hard limit (what any process may do).
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let wanted = limit.rlim_max;
+        limit.rlim_cur = wanted;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            tracing::warn!(
+                "could not raise the open-file limit to {wanted}; a collector with many sessions may run out"
+            );
         }
     }
 }

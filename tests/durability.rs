@@ -226,3 +226,83 @@ async fn bundle_cut_short_at_creation_is_set_aside() {
         "after setting the cut-short bundle aside",
     );
 }
+
+/// Files this process has open under `dir`.
+fn open_files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .collect()
+}
+
+/// Sends the first half of the capture, closes the session as the idle sweep does,
+/// optionally lets the sweep evict it (twice, with a query reading it back between),
+/// then sends the rest. Returns the final graph and the summaries `list` gave of the
+/// closed session before and after the eviction.
+async fn close_midway(requests: &[Captured], evict: bool) -> (serde_json::Value, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(ServeConfig::ephemeral(dir.path())).await.unwrap();
+    let (first, rest) = requests.split_at(requests.len() / 2);
+    send_all_grpc(server.grpc_addr, first).await;
+    let sweep = || {
+        server
+            .collector
+            .lock()
+            .unwrap()
+            .close_idle(std::time::Duration::ZERO, false)
+            .unwrap()
+    };
+    let listed = || format!("{:?}", server.collector.lock().unwrap().summary(ROLLOUT));
+    let counts = || server.collector.lock().unwrap().session_counts();
+    assert_eq!(sweep(), vec![ROLLOUT.to_string()], "closed by the sweep");
+    let mut summaries = vec![listed()];
+    let closed_graph = graph_json(&server, ROLLOUT);
+    if evict {
+        let bundle = dir.path().join("rollouts").join(ROLLOUT);
+        assert!(
+            !open_files_under(&bundle).is_empty(),
+            "bundle files are open"
+        );
+        assert!(sweep().is_empty(), "a closed session is not closed again");
+        assert_eq!(counts(), (0, 1), "the finished session was evicted");
+        assert_eq!(
+            open_files_under(&bundle),
+            Vec::<std::path::PathBuf>::new(),
+            "an evicted session's bundle files are closed"
+        );
+        summaries.push(listed());
+        assert_eq!(counts(), (0, 1), "list reads nothing back");
+        assert_same_graph(
+            &graph_json(&server, ROLLOUT),
+            &closed_graph,
+            "read back after the eviction",
+        );
+        assert_eq!(counts(), (1, 0), "a query reads the session back");
+        sweep();
+        assert_eq!(counts(), (0, 1), "evicted again");
+    }
+    // Late records of the evicted session read it back and join it.
+    send_all_grpc(server.grpc_addr, rest).await;
+    assert_eq!(counts(), (1, 0));
+    let graph = view(graph_json(&server, ROLLOUT), true);
+    server.shutdown().await.unwrap();
+    assert_same_graph(
+        &view(graph_after_restart(dir.path()).await, true),
+        &graph,
+        "after a restart",
+    );
+    (graph, summaries)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_session_is_read_back_whole() {
+    let requests = fixture_requests(FIXTURE);
+    let (expected, _) = close_midway(&requests, false).await;
+    let (graph, summaries) = close_midway(&requests, true).await;
+    assert_eq!(
+        summaries[0], summaries[1],
+        "list shows the same before and after"
+    );
+    assert_same_graph(&graph, &expected, "with the session evicted midway");
+}

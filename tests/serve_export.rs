@@ -179,6 +179,8 @@ async fn serve_exports_one_clean_trace_per_session_and_forwards_the_original() {
         requests.len() as u64,
         "{status}"
     );
+    assert_eq!(status["sessions"]["in_memory"], 1, "{status}");
+    assert_eq!(status["sessions"]["evicted"], 0, "{status}");
     server.shutdown().await.unwrap();
 
     // Restart on the same data: the replayed session is offered again and nothing is

@@ -51,8 +51,7 @@ impl RolloutQuery {
         let mut rows: Vec<_> = collector
             .rollout_ids()
             .into_iter()
-            .filter_map(|id| collector.graph(&id))
-            .map(|g| summarize(&g))
+            .filter_map(|id| collector.summary(&id))
             .collect();
         rows.sort_by_key(|s| std::cmp::Reverse(s.last_seen_unix_ms));
         rows

@@ -20,7 +20,17 @@ impl StatusSources {
     pub fn status(&self) -> Value {
         let c = &self.ingestor.counters;
         let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+        let (in_memory, evicted) = self
+            .ingestor
+            .collector
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .session_counts();
         json!({
+            "sessions": {
+                "in_memory": in_memory,
+                "evicted": evicted,
+            },
             "received": {
                 "requests": load(&c.requests),
                 "records": load(&c.records),

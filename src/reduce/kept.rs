@@ -1,7 +1,8 @@
 //! What a rollout's state keeps of each event: only the fields the reducer reads,
 //! with the strings that repeat from event to event (thread, turn and trace ids, the
 //! payload file) stored once per rollout and shared. A rollout's events stay in
-//! memory for as long as it is open, so this is most of the collector's memory.
+//! memory until it is finished and quiet (then evicted), so this is most of the
+//! collector's memory.
 
 use crate::normalize::raw_event::RawPayloadRef;
 use crate::normalize::{RawEvent, RawEventPayload};

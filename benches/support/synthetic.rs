@@ -109,7 +109,7 @@ impl Template {
                 id: &id,
             };
             for event in &self.body {
-                if turn > 0 && matches!(event.payload, P::ThreadStarted { .. }) {
+                if turn > 0 && matches!(event.payload, P::ThreadStarted(_)) {
                     continue;
                 }
                 out.push(copy.event(event));
@@ -210,7 +210,7 @@ impl Copy<'_> {
     fn event(&self, e: &RawEvent) -> RawEvent {
         let mut payload = e.payload.clone();
         match &mut payload {
-            P::ThreadStarted { thread_id, .. } => *thread_id = self.conversation(thread_id),
+            P::ThreadStarted(s) => s.thread_id = self.conversation(&s.thread_id),
             P::CodexTurnStarted {
                 codex_turn_id,
                 thread_id,
@@ -220,10 +220,11 @@ impl Copy<'_> {
                 *thread_id = thread_id.as_deref().map(|t| self.conversation(t));
             }
             P::CodexTurnEnded { codex_turn_id, .. } => *codex_turn_id = self.turn_id(codex_turn_id),
-            P::ToolCallApproval { tool_call_id, .. }
-            | P::ToolCallStarted { tool_call_id, .. }
-            | P::ToolCallEnded { tool_call_id, .. }
-            | P::TerminalProcess { tool_call_id, .. } => *tool_call_id = self.call_id(tool_call_id),
+            P::ToolCallApproval(a) => a.tool_call_id = self.call_id(&a.tool_call_id),
+            P::ToolCallEnded(e) => e.tool_call_id = self.call_id(&e.tool_call_id),
+            P::ToolCallStarted { tool_call_id, .. } | P::TerminalProcess { tool_call_id, .. } => {
+                *tool_call_id = self.call_id(tool_call_id)
+            }
             _ => {}
         }
         RawEvent {

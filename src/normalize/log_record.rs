@@ -1,7 +1,10 @@
 //! Codex log records (`codex.*` events) into raw events.
 
 use super::attributes::{self, Attributes};
-use super::raw_event::{RawEventPayload as P, TokenUsage};
+use super::raw_event::{
+    InferenceAttemptFields, RawEventPayload as P, ThreadStartedFields, TokenUsage,
+    ToolCallApprovalFields, ToolCallEndedFields,
+};
 use super::time::{nanos_to_ms, parse_iso8601_ms};
 use super::{
     Attribution, NormalizedRecord, PendingEvent, Signal, id_hex, record_id, resource_info,
@@ -118,7 +121,7 @@ fn normalize_record(record: &LogRecord, scope: &str, resource_key: &str) -> Norm
 fn payload_for(event_name: Option<&str>, a: &Attributes, scope: &str, body: Option<&str>) -> P {
     let duration_ms = a.int("duration_ms");
     match event_name {
-        Some("codex.conversation_starts") => P::ThreadStarted {
+        Some("codex.conversation_starts") => P::ThreadStarted(Box::new(ThreadStartedFields {
             thread_id: a.non_empty("conversation.id").unwrap_or_default(),
             agent_path: a.non_empty("agent_path"),
             provider_name: a.non_empty("provider_name"),
@@ -128,12 +131,12 @@ fn payload_for(event_name: Option<&str>, a: &Attributes, scope: &str, body: Opti
             app_version: a.non_empty("app.version"),
             approval_policy: a.non_empty("approval_policy"),
             sandbox_policy: a.non_empty("sandbox_policy"),
-        },
+        })),
         Some("codex.user_prompt") => P::UserPrompt {
             prompt: a.string("prompt"),
             prompt_length: a.int("prompt_length"),
         },
-        Some("codex.api_request") => P::InferenceAttempt {
+        Some("codex.api_request") => P::InferenceAttempt(Box::new(InferenceAttemptFields {
             attempt: a.int("attempt").unwrap_or(0),
             status_code: a.int("http.response.status_code"),
             duration_ms,
@@ -141,21 +144,21 @@ fn payload_for(event_name: Option<&str>, a: &Attributes, scope: &str, body: Opti
             upstream_request_id: a.non_empty("auth.request_id"),
             endpoint: a.non_empty("endpoint"),
             model: a.non_empty("model"),
-        },
+        })),
         Some("codex.sse_event") => sse_event(a, duration_ms),
         Some("codex.turn_ttft") => P::TurnTtft { duration_ms },
         Some("codex.tool_decision") => match a.non_empty("call_id") {
-            Some(call_id) => P::ToolCallApproval {
+            Some(call_id) => P::ToolCallApproval(Box::new(ToolCallApprovalFields {
                 tool_call_id: call_id,
                 tool_name: a.non_empty("tool_name"),
                 decision: a.non_empty("decision").map(|d| d.to_ascii_lowercase()),
                 source: a.non_empty("source"),
-            },
+            })),
             None => other(event_name, scope),
         },
         // `log_tool_failed` sends a tool_result without a call id: it cannot be joined.
         Some("codex.tool_result") => match a.non_empty("call_id") {
-            Some(call_id) => P::ToolCallEnded {
+            Some(call_id) => P::ToolCallEnded(Box::new(ToolCallEndedFields {
                 tool_call_id: call_id,
                 tool_name: a.non_empty("tool_name"),
                 success: a.bool("success"),
@@ -165,7 +168,7 @@ fn payload_for(event_name: Option<&str>, a: &Attributes, scope: &str, body: Opti
                 output_truncated: a.bool("output_truncated"),
                 mcp_server: a.non_empty("mcp_server"),
                 agent_name: a.non_empty("agent_name"),
-            },
+            })),
             None => other(event_name, scope),
         },
         None if scope.ends_with("metrics::client")

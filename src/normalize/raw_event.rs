@@ -102,17 +102,7 @@ pub enum RawEventPayload {
         reason: String,
     },
     /// `codex.conversation_starts`: a thread (conversation) started in a Codex process.
-    ThreadStarted {
-        thread_id: String,
-        agent_path: Option<String>,
-        provider_name: Option<String>,
-        model: Option<String>,
-        originator: Option<String>,
-        service_name: Option<String>,
-        app_version: Option<String>,
-        approval_policy: Option<String>,
-        sandbox_policy: Option<String>,
-    },
+    ThreadStarted(Box<ThreadStartedFields>),
     /// The Codex process flushed its telemetry on exit.
     ProcessExited { service_name: Option<String> },
     /// A turn span began (`session_task.turn`, `turn/start`, `run_turn`).
@@ -132,15 +122,7 @@ pub enum RawEventPayload {
         prompt_length: Option<i64>,
     },
     /// `codex.api_request`: one HTTP attempt of an inference call.
-    InferenceAttempt {
-        attempt: i64,
-        status_code: Option<i64>,
-        duration_ms: Option<i64>,
-        error_message: Option<String>,
-        upstream_request_id: Option<String>,
-        endpoint: Option<String>,
-        model: Option<String>,
-    },
+    InferenceAttempt(Box<InferenceAttemptFields>),
     /// `codex.sse_event` other than the completion with usage.
     InferenceStreamEvent {
         kind: Option<String>,
@@ -160,29 +142,14 @@ pub enum RawEventPayload {
     /// `codex.turn_ttft`.
     TurnTtft { duration_ms: Option<i64> },
     /// `codex.tool_decision`.
-    ToolCallApproval {
-        tool_call_id: String,
-        tool_name: Option<String>,
-        decision: Option<String>,
-        source: Option<String>,
-    },
+    ToolCallApproval(Box<ToolCallApprovalFields>),
     /// The tool's own span began (a span named after the tool, with `call_id`).
     ToolCallStarted {
         tool_call_id: String,
         tool_name: Option<String>,
     },
     /// `codex.tool_result`.
-    ToolCallEnded {
-        tool_call_id: String,
-        tool_name: Option<String>,
-        success: Option<bool>,
-        duration_ms: Option<i64>,
-        arguments: Option<String>,
-        output: Option<String>,
-        output_truncated: Option<bool>,
-        mcp_server: Option<String>,
-        agent_name: Option<String>,
-    },
+    ToolCallEnded(Box<ToolCallEndedFields>),
     /// `unified_exec.exec_command`: the process that ran a command.
     TerminalProcess {
         tool_call_id: String,
@@ -205,19 +172,19 @@ impl RawEventPayload {
         match self {
             Self::RolloutStarted { .. } => "rollout_started",
             Self::RolloutEnded { .. } => "rollout_ended",
-            Self::ThreadStarted { .. } => "thread_started",
+            Self::ThreadStarted(_) => "thread_started",
             Self::ProcessExited { .. } => "process_exited",
             Self::CodexTurnStarted { .. } => "codex_turn_started",
             Self::CodexTurnEnded { .. } => "codex_turn_ended",
             Self::UserPrompt { .. } => "user_prompt",
-            Self::InferenceAttempt { .. } => "inference_attempt",
+            Self::InferenceAttempt(_) => "inference_attempt",
             Self::InferenceStreamEvent { .. } => "inference_stream_event",
             Self::InferenceCompleted { .. } => "inference_completed",
             Self::InferenceFailed { .. } => "inference_failed",
             Self::TurnTtft { .. } => "turn_ttft",
-            Self::ToolCallApproval { .. } => "tool_call_approval",
+            Self::ToolCallApproval(_) => "tool_call_approval",
             Self::ToolCallStarted { .. } => "tool_call_started",
-            Self::ToolCallEnded { .. } => "tool_call_ended",
+            Self::ToolCallEnded(_) => "tool_call_ended",
             Self::TerminalProcess { .. } => "terminal_process",
             Self::OtelLog { .. } => "otel_log",
             Self::OtelSpan { .. } => "otel_span",
@@ -237,4 +204,56 @@ impl RawEventPayload {
     pub fn is_evidence_only_type(type_name: &str) -> bool {
         matches!(type_name, "otel_log" | "otel_span" | "otel_metric")
     }
+}
+
+// The larger payloads are boxed, so every event in memory is not as large as they are
+// (a rollout's events are most of the collector's memory). Boxed, they serialize the same.
+
+/// What `codex.conversation_starts` tells of a thread.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThreadStartedFields {
+    pub thread_id: String,
+    pub agent_path: Option<String>,
+    pub provider_name: Option<String>,
+    pub model: Option<String>,
+    pub originator: Option<String>,
+    pub service_name: Option<String>,
+    pub app_version: Option<String>,
+    pub approval_policy: Option<String>,
+    pub sandbox_policy: Option<String>,
+}
+
+/// One HTTP attempt of an inference call (`codex.api_request`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InferenceAttemptFields {
+    pub attempt: i64,
+    pub status_code: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub error_message: Option<String>,
+    pub upstream_request_id: Option<String>,
+    pub endpoint: Option<String>,
+    pub model: Option<String>,
+}
+
+/// A tool call's approval decision (`codex.tool_decision`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallApprovalFields {
+    pub tool_call_id: String,
+    pub tool_name: Option<String>,
+    pub decision: Option<String>,
+    pub source: Option<String>,
+}
+
+/// A tool call's result (`codex.tool_result`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallEndedFields {
+    pub tool_call_id: String,
+    pub tool_name: Option<String>,
+    pub success: Option<bool>,
+    pub duration_ms: Option<i64>,
+    pub arguments: Option<String>,
+    pub output: Option<String>,
+    pub output_truncated: Option<bool>,
+    pub mcp_server: Option<String>,
+    pub agent_name: Option<String>,
 }

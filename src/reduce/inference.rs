@@ -6,6 +6,7 @@
 use super::Ctx;
 use super::graph::HttpAttempt;
 use super::turns::Turns;
+use crate::normalize::raw_event::InferenceAttemptFields;
 use crate::normalize::{RawEventPayload as P, TokenUsage};
 use std::collections::{BTreeSet, HashMap};
 
@@ -53,15 +54,16 @@ impl Calls {
             let thread = ctx.thread_of(e);
             let t = e.wall_time_unix_ms;
             match &e.payload {
-                P::InferenceAttempt {
-                    attempt,
-                    status_code,
-                    duration_ms,
-                    error_message,
-                    upstream_request_id,
-                    model,
-                    ..
-                } => {
+                P::InferenceAttempt(a) => {
+                    let InferenceAttemptFields {
+                        attempt,
+                        status_code,
+                        duration_ms,
+                        error_message,
+                        upstream_request_id,
+                        model,
+                        ..
+                    } = &**a;
                     let started = t - duration_ms.unwrap_or(0).max(0);
                     let span_key = e.evidence.as_ref().and_then(|ev| {
                         Some(format!(

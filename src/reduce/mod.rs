@@ -388,14 +388,16 @@ fn reduce_kept<'e>(rollout_id: &str, events: impl Iterator<Item = &'e KeptEvent>
             .iter()
             .enumerate()
             .find_map(|(i, e)| match &e.payload {
-                P::ThreadStarted {
-                    thread_id: t,
-                    model,
-                    provider_name,
-                    agent_path,
-                    ..
-                } if t == thread_id || (t.is_empty() && ctx.thread_of(e) == thread_id) => {
-                    Some((i, model.clone(), provider_name.clone(), agent_path.clone()))
+                P::ThreadStarted(s)
+                    if s.thread_id == *thread_id
+                        || (s.thread_id.is_empty() && ctx.thread_of(e) == thread_id) =>
+                {
+                    Some((
+                        i,
+                        s.model.clone(),
+                        s.provider_name.clone(),
+                        s.agent_path.clone(),
+                    ))
                 }
                 _ => None,
             });
@@ -668,15 +670,14 @@ fn reduce_kept<'e>(rollout_id: &str, events: impl Iterator<Item = &'e KeptEvent>
             );
         }
         match &e.payload {
-            P::ThreadStarted {
-                originator,
-                app_version,
-                ..
-            } => {
+            P::ThreadStarted(s) => {
                 graph.telemetry.originator =
-                    graph.telemetry.originator.take().or(originator.clone());
-                graph.telemetry.codex_version =
-                    graph.telemetry.codex_version.take().or(app_version.clone());
+                    graph.telemetry.originator.take().or(s.originator.clone());
+                graph.telemetry.codex_version = graph
+                    .telemetry
+                    .codex_version
+                    .take()
+                    .or(s.app_version.clone());
             }
             P::ProcessExited { service_name } => {
                 graph.telemetry.service_name =

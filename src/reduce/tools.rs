@@ -69,10 +69,11 @@ pub fn build(ctx: &Ctx, turns: &Turns) -> Vec<ToolBuild> {
     let mut by_id: HashMap<String, usize> = HashMap::new();
     for (i, e) in ctx.events.iter().enumerate() {
         let call_id = match &e.payload {
-            P::ToolCallStarted { tool_call_id, .. }
-            | P::ToolCallApproval { tool_call_id, .. }
-            | P::ToolCallEnded { tool_call_id, .. }
-            | P::TerminalProcess { tool_call_id, .. } => tool_call_id,
+            P::ToolCallStarted { tool_call_id, .. } | P::TerminalProcess { tool_call_id, .. } => {
+                tool_call_id
+            }
+            P::ToolCallApproval(approval) => &approval.tool_call_id,
+            P::ToolCallEnded(ended) => &ended.tool_call_id,
             _ => continue,
         };
         let idx = *by_id.entry(call_id.clone()).or_insert_with(|| {
@@ -100,41 +101,27 @@ pub fn build(ctx: &Ctx, turns: &Turns) -> Vec<ToolBuild> {
                     tool.tool_name = tool_name.clone();
                 }
             }
-            P::ToolCallApproval {
-                tool_name,
-                decision,
-                source,
-                ..
-            } => {
+            P::ToolCallApproval(approval) => {
                 tool.approval = Some(Approval {
-                    decision: decision.clone(),
-                    source: source.clone(),
+                    decision: approval.decision.clone(),
+                    source: approval.source.clone(),
                 });
                 if tool.tool_name.is_none() {
-                    tool.tool_name = tool_name.clone();
+                    tool.tool_name = approval.tool_name.clone();
                 }
             }
-            P::ToolCallEnded {
-                tool_name,
-                success,
-                duration_ms,
-                arguments,
-                output,
-                mcp_server,
-                agent_name,
-                ..
-            } => {
+            P::ToolCallEnded(ended) => {
                 tool.ended = Some(at);
                 // The result names the tool as dispatched (0.47's decision says local_shell).
-                if tool_name.is_some() {
-                    tool.tool_name = tool_name.clone();
+                if ended.tool_name.is_some() {
+                    tool.tool_name = ended.tool_name.clone();
                 }
-                tool.success = *success;
-                tool.duration_ms = *duration_ms;
-                tool.arguments = arguments.clone();
-                tool.output = output.clone();
-                tool.mcp_server = mcp_server.clone();
-                tool.agent_name = agent_name.clone();
+                tool.success = ended.success;
+                tool.duration_ms = ended.duration_ms;
+                tool.arguments = ended.arguments.clone();
+                tool.output = ended.output.clone();
+                tool.mcp_server = ended.mcp_server.clone();
+                tool.agent_name = ended.agent_name.clone();
             }
             P::TerminalProcess { process_id, .. } => tool.process_id = process_id.clone(),
             _ => {}

@@ -167,7 +167,7 @@ impl Turns {
             let turn = match &e.payload {
                 P::CodexTurnStarted { codex_turn_id, .. }
                 | P::CodexTurnEnded { codex_turn_id, .. } => self.by_id.get(codex_turn_id).copied(),
-                P::ThreadStarted { .. }
+                P::ThreadStarted(_)
                 | P::ProcessExited { .. }
                 | P::RolloutEnded { .. }
                 | P::RolloutStarted { .. } => None,

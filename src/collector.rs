@@ -7,6 +7,10 @@
 //! rollout's graph. Records that cannot be attributed yet are stored in the
 //! `unattributed` bundle and moved to their rollout once a later record ties their
 //! trace to it.
+//!
+//! A record sent twice is found by its id in the set of the rollout it belongs to
+//! (or among the records still waiting for their session). Those sets leave memory
+//! with their rollout's events when it is evicted, and come back with them.
 
 use crate::normalize::raw_event::{Evidence, RAW_EVENT_SCHEMA_VERSION, RawPayloadRef};
 use crate::normalize::{ExecutionStatus, NormalizedRecord, RawEvent, RawEventPayload, Signal};
@@ -46,8 +50,11 @@ pub struct Collector {
     conversation_to_rollout: HashMap<String, String>,
     trace_to_rollout: HashMap<String, String>,
     turn_to_rollout: HashMap<String, String>,
-    seen: SeenRecords,
+    /// The ids of the records stored in each rollout in memory (and in `metrics`).
+    seen: HashMap<String, SeenRecords>,
     pending: Vec<Pending>,
+    /// The ids of the records in `pending`.
+    pending_ids: SeenRecords,
     changes: broadcast::Sender<String>,
     /// When each rollout last received a record (for the idle close).
     last_received: HashMap<String, std::time::Instant>,
@@ -79,8 +86,9 @@ impl Collector {
             conversation_to_rollout: HashMap::new(),
             trace_to_rollout: HashMap::new(),
             turn_to_rollout: HashMap::new(),
-            seen: SeenRecords::new(),
+            seen: HashMap::new(),
             pending: Vec::new(),
+            pending_ids: SeenRecords::new(),
             changes,
             last_received: HashMap::new(),
             spares: None,
@@ -103,20 +111,25 @@ impl Collector {
             if special == UNATTRIBUTED {
                 // Full events: the records not moved yet wait again for their session.
                 let (bundle, events) = Bundle::open(&dir, special, 0)?;
-                // Records moved to their rollout before the restart are in `seen` by now.
-                collector.pending = restore_pending(&bundle.dir, &events, &collector.seen)?;
+                // Every session is in memory now: those moved to their rollout before the
+                // restart are in its set.
+                let pending = restore_pending(&bundle.dir, &events, |record, id| {
+                    collector
+                        .rollout_of(record)
+                        .and_then(|rollout| collector.seen.get(&rollout))
+                        .is_some_and(|seen| seen.contains(id))
+                })?;
+                for waiting in &pending {
+                    if let Some(id) = SeenRecords::id_of(&waiting.record.record_id) {
+                        collector.pending_ids.insert(id);
+                    }
+                }
+                collector.pending = pending;
                 let state = collector
                     .rollouts
                     .entry(special.to_string())
                     .or_insert_with(|| RolloutState::new(special));
                 for event in &events {
-                    if let Some(id) = event
-                        .evidence
-                        .as_ref()
-                        .and_then(|ev| u128::from_str_radix(&ev.record_id, 16).ok())
-                    {
-                        collector.seen.insert(id);
-                    }
                     state.count(event);
                 }
                 collector.bundles.insert(special.to_string(), bundle);
@@ -126,12 +139,9 @@ impl Collector {
                 .rollouts
                 .entry(special.to_string())
                 .or_insert_with(|| RolloutState::new(special));
-            let seen = &mut collector.seen;
+            let seen = collector.seen.entry(special.to_string()).or_default();
             let bundle = Bundle::opening(&dir, special, 0)?.replay(|event| {
-                if let Some(id) = event
-                    .record_id()
-                    .and_then(|id| u128::from_str_radix(id, 16).ok())
-                {
+                if let Some(id) = event.record_id().and_then(SeenRecords::id_of) {
                     seen.insert(id);
                 }
                 state.count_record(event.record_id());
@@ -160,17 +170,14 @@ impl Collector {
             .entry(rollout_id.clone())
             .or_insert_with(|| RolloutState::new(&rollout_id));
         let (seen, traces, turns) = (
-            &mut self.seen,
+            self.seen.entry(rollout_id.clone()).or_default(),
             &mut self.trace_to_rollout,
             &mut self.turn_to_rollout,
         );
         // Neighbouring events mostly share their trace and turn: look each up once.
         let (mut last_trace, mut last_turn) = (String::new(), String::new());
         let bundle = opening.replay(|event| {
-            if let Some(id) = event
-                .record_id()
-                .and_then(|id| u128::from_str_radix(id, 16).ok())
-            {
+            if let Some(id) = event.record_id().and_then(SeenRecords::id_of) {
                 seen.insert(id);
             }
             if let Some(trace) = event.trace_id()
@@ -227,11 +234,40 @@ impl Collector {
         self.changes.subscribe()
     }
 
-    /// Whether any of `records` was never stored (a request re-sent whole is not).
+    /// Whether any of `records` may never have been stored (a request re-sent whole
+    /// was). A record of an evicted rollout counts as new: its ids are not in memory.
     pub fn has_new(&self, records: &[NormalizedRecord]) -> bool {
-        records.iter().any(|r| {
-            u128::from_str_radix(&r.record_id, 16).map_or(true, |id| !self.seen.contains(id))
+        records.iter().any(|record| {
+            let Some(id) = SeenRecords::id_of(&record.record_id) else {
+                return true;
+            };
+            match self.target_of(record) {
+                Some(rollout) => self
+                    .seen
+                    .get(&rollout)
+                    .is_none_or(|seen| !seen.contains(id)),
+                None => !self.pending_ids.contains(id),
+            }
         })
+    }
+
+    /// The rollout a record is stored in once what it names is learned (`None`:
+    /// unattributed for now).
+    fn target_of(&self, record: &NormalizedRecord) -> Option<String> {
+        match self.rollout_of(record) {
+            None if record.signal == Signal::Metrics => Some(METRICS.to_string()),
+            target => target,
+        }
+    }
+
+    /// Whether `record` is not stored in `rollout` yet; from now on it counts as
+    /// stored there. An evicted rollout is read back first, with its ids.
+    fn admit(&mut self, rollout: &str, record: &NormalizedRecord) -> Result<bool> {
+        let Some(id) = SeenRecords::id_of(&record.record_id) else {
+            return Ok(true);
+        };
+        self.make_resident(rollout)?;
+        Ok(self.seen.entry(rollout.to_string()).or_default().insert(id))
     }
 
     /// Attributes, stores durably and reduces a batch of records. Returns only once
@@ -269,29 +305,38 @@ impl Collector {
     /// Changes are not announced ([`Collector::change_sender`], once durable).
     pub fn store(&mut self, records: Vec<NormalizedRecord>) -> Result<IngestReport> {
         let mut report = IngestReport::default();
-        let mut fresh = Vec::with_capacity(records.len());
-        for record in records {
-            let id = u128::from_str_radix(&record.record_id, 16).unwrap_or(0);
-            if self.seen.insert(id) {
-                fresh.push(record);
-            } else {
-                report.duplicates += 1;
-            }
-        }
-        report.accepted = fresh.len();
-        self.learn(&fresh)?;
+        let received = records.len();
+        // Learning from a record sent twice learns nothing new.
+        self.learn(&records)?;
         let mut by_rollout: HashMap<String, Vec<NormalizedRecord>> = HashMap::new();
         let mut unresolved = Vec::new();
-        for record in fresh {
-            match self.rollout_of(&record) {
+        let mut unresolved_ids = SeenRecords::new();
+        for record in records {
+            match self.target_of(&record) {
                 Some(rollout) => by_rollout.entry(rollout).or_default().push(record),
-                None if record.signal == Signal::Metrics => by_rollout
-                    .entry(METRICS.to_string())
-                    .or_default()
-                    .push(record),
-                None => unresolved.push(record),
+                None => {
+                    let new = SeenRecords::id_of(&record.record_id).is_none_or(|id| {
+                        !self.pending_ids.contains(id) && unresolved_ids.insert(id)
+                    });
+                    if new {
+                        unresolved.push(record);
+                    } else {
+                        report.duplicates += 1;
+                    }
+                }
             }
         }
+        for (rollout, records) in by_rollout.iter_mut() {
+            self.make_resident(rollout)?;
+            let seen = self.seen.entry(rollout.clone()).or_default();
+            records.retain(|record| {
+                let new = SeenRecords::id_of(&record.record_id).is_none_or(|id| seen.insert(id));
+                report.duplicates += usize::from(!new);
+                new
+            });
+        }
+        by_rollout.retain(|_, records| !records.is_empty());
+        report.accepted = received - report.duplicates;
         // Earlier unattributed records, and this batch's, that what we learned ties to a
         // session; what those name (a turn's trace) may tie more of them.
         let now = std::time::Instant::now();
@@ -299,15 +344,20 @@ impl Collector {
             let mut resolved = Vec::new();
             let mut still_pending = Vec::new();
             for pending in std::mem::take(&mut self.pending) {
-                match self.rollout_of(&pending.record) {
-                    Some(rollout) => {
-                        resolved.push(pending.record.clone());
-                        by_rollout.entry(rollout).or_default().push(pending.record);
-                    }
-                    None if now.duration_since(pending.received) < PENDING_TTL => {
-                        still_pending.push(pending)
-                    }
-                    None => {}
+                let rollout = self.rollout_of(&pending.record);
+                if rollout.is_none() && now.duration_since(pending.received) < PENDING_TTL {
+                    still_pending.push(pending);
+                    continue;
+                }
+                if let Some(id) = SeenRecords::id_of(&pending.record.record_id) {
+                    self.pending_ids.remove(id);
+                }
+                // Moved already when a restart cut the move short: not moved twice.
+                if let Some(rollout) = rollout
+                    && self.admit(&rollout, &pending.record)?
+                {
+                    resolved.push(pending.record.clone());
+                    by_rollout.entry(rollout).or_default().push(pending.record);
                 }
             }
             self.pending = still_pending;
@@ -315,8 +365,13 @@ impl Collector {
             for record in std::mem::take(&mut unresolved) {
                 match self.rollout_of(&record) {
                     Some(rollout) => {
-                        resolved.push(record.clone());
-                        by_rollout.entry(rollout).or_default().push(record);
+                        if self.admit(&rollout, &record)? {
+                            resolved.push(record.clone());
+                            by_rollout.entry(rollout).or_default().push(record);
+                        } else {
+                            report.duplicates += 1;
+                            report.accepted -= 1;
+                        }
                     }
                     None => still_unresolved.push(record),
                 }
@@ -336,10 +391,15 @@ impl Collector {
         for rollout in targets {
             let records = by_rollout.remove(&rollout).unwrap_or_default();
             if rollout == UNATTRIBUTED {
-                self.pending.extend(records.iter().map(|r| Pending {
-                    record: r.clone(),
-                    received: now,
-                }));
+                for record in &records {
+                    if let Some(id) = SeenRecords::id_of(&record.record_id) {
+                        self.pending_ids.insert(id);
+                    }
+                    self.pending.push(Pending {
+                        record: record.clone(),
+                        received: now,
+                    });
+                }
             }
             self.append(&rollout, records)?;
             if rollout != UNATTRIBUTED && rollout != METRICS {
@@ -423,6 +483,9 @@ impl Collector {
         }
         self.rollouts.remove(from);
         self.last_received.remove(from);
+        if let Some(ids) = self.seen.remove(from) {
+            self.seen.entry(into.to_string()).or_default().absorb(ids);
+        }
         let renamed: Vec<String> = self
             .conversation_to_rollout
             .iter()
@@ -735,6 +798,7 @@ impl Collector {
         let summary = summarize(&state.snapshot().graph());
         state.evict(summary);
         self.bundles.remove(rollout_id);
+        self.seen.remove(rollout_id);
     }
 
     pub fn graph(&mut self, rollout_id: &str) -> Option<Arc<RolloutGraph>> {
@@ -812,23 +876,20 @@ fn pack_payload_id(offset: u64) -> String {
 
 /// Rebuilds the unattributed records still waiting for their session from the
 /// `unattributed` bundle (events plus the OTLP evidence in its payload files), leaving
-/// out those already moved to a rollout (`moved`).
+/// out those already moved to a rollout (`moved`: given the record without its evidence).
 fn restore_pending(
     bundle_dir: &std::path::Path,
     events: &[RawEvent],
-    moved: &SeenRecords,
+    moved: impl Fn(&NormalizedRecord, u128) -> bool,
 ) -> Result<Vec<Pending>> {
     let received = std::time::Instant::now();
     let mut payload_files: HashMap<(String, Option<u64>), Vec<serde_json::Value>> = HashMap::new();
     let mut pending: Vec<Pending> = Vec::new();
     for event in events {
         let Some(ev) = &event.evidence else { continue };
-        let Ok(id) = u128::from_str_radix(&ev.record_id, 16) else {
+        let Some(id) = SeenRecords::id_of(&ev.record_id) else {
             continue;
         };
-        if moved.contains(id) {
-            continue;
-        }
         let event_of = crate::normalize::PendingEvent {
             wall_time_unix_ms: event.wall_time_unix_ms,
             payload: event.payload.clone(),
@@ -840,38 +901,36 @@ fn restore_pending(
             last.record.events.push(event_of);
             continue;
         }
-        let evidence = match &ev.raw_payload {
-            Some(payload) => {
-                let key = (payload.path.clone(), payload.offset);
-                if !payload_files.contains_key(&key) {
-                    let records = crate::store::bundle::read_payload(bundle_dir, payload)?;
-                    payload_files.insert(key.clone(), records);
-                }
-                serde_json::value::to_raw_value(
-                    payload_files[&key]
-                        .get(payload.index)
-                        .unwrap_or(&serde_json::Value::Null),
-                )?
-            }
-            None => serde_json::value::to_raw_value(&serde_json::Value::Null)?,
-        };
-        pending.push(Pending {
-            record: NormalizedRecord {
-                record_id: ev.record_id.clone(),
-                signal: Signal::parse(&ev.signal).unwrap_or(Signal::Logs),
-                attribution: crate::normalize::Attribution {
-                    conversation_id: None,
-                    trace_id: ev.trace_id.clone(),
-                    span_id: ev.span_id.clone(),
-                    parent_span_id: ev.parent_span_id.clone(),
-                    turn_id: event.codex_turn_id.clone(),
-                    ..Default::default()
-                },
-                events: vec![event_of],
-                evidence,
+        let mut record = NormalizedRecord {
+            record_id: ev.record_id.clone(),
+            signal: Signal::parse(&ev.signal).unwrap_or(Signal::Logs),
+            attribution: crate::normalize::Attribution {
+                conversation_id: None,
+                trace_id: ev.trace_id.clone(),
+                span_id: ev.span_id.clone(),
+                parent_span_id: ev.parent_span_id.clone(),
+                turn_id: event.codex_turn_id.clone(),
+                ..Default::default()
             },
-            received,
-        });
+            events: vec![event_of],
+            evidence: serde_json::value::to_raw_value(&serde_json::Value::Null)?,
+        };
+        if moved(&record, id) {
+            continue;
+        }
+        if let Some(payload) = &ev.raw_payload {
+            let key = (payload.path.clone(), payload.offset);
+            if !payload_files.contains_key(&key) {
+                let records = crate::store::bundle::read_payload(bundle_dir, payload)?;
+                payload_files.insert(key.clone(), records);
+            }
+            record.evidence = serde_json::value::to_raw_value(
+                payload_files[&key]
+                    .get(payload.index)
+                    .unwrap_or(&serde_json::Value::Null),
+            )?;
+        }
+        pending.push(Pending { record, received });
     }
     Ok(pending)
 }

@@ -281,12 +281,25 @@ async fn close_midway(requests: &[Captured], evict: bool) -> (serde_json::Value,
         assert_eq!(counts(), (1, 0), "a query reads the session back");
         sweep();
         assert_eq!(counts(), (0, 1), "evicted again");
+        // Its record ids left memory with it, and come back with its events: the
+        // first half sent again stores nothing.
+        let stored = read_trace(dir.path(), ROLLOUT).len();
+        send_all_grpc(server.grpc_addr, first).await;
+        assert_eq!(counts(), (1, 0), "records sent again read the session back");
+        assert_eq!(
+            read_trace(dir.path(), ROLLOUT).len(),
+            stored,
+            "records sent again to an evicted session are not stored again"
+        );
+        sweep();
+        assert_eq!(counts(), (0, 1), "evicted once more");
     }
     // Late records of the evicted session read it back and join it.
     send_all_grpc(server.grpc_addr, rest).await;
     assert_eq!(counts(), (1, 0));
     let graph = view(graph_json(&server, ROLLOUT), true);
     server.shutdown().await.unwrap();
+    assert_contiguous_and_unique(&read_trace(dir.path(), ROLLOUT));
     assert_same_graph(
         &view(graph_after_restart(dir.path()).await, true),
         &graph,

@@ -1,49 +1,60 @@
-//! The ids of the records stored so far, so a record sent twice is stored once.
+//! The ids of the records stored in one rollout, so a record sent twice is stored once.
 //!
-//! Every record ever stored is in this set, so it grows to millions of ids. One
-//! `HashSet` of that size doubles now and then, copying every id while the storer
-//! waits (tens of milliseconds at a million ids, which every Export in flight would
-//! wait for too). The ids are split over [`SHARDS`] sets, so each doubling copies a
-//! small share of them. Record ids are cut from a SHA-256 digest, so their bits are
-//! already uniform: they need no hashing of their own.
+//! The collector keeps one set per rollout in memory, and lets go of it with the
+//! rollout's events when the rollout is evicted: the ids come back from the bundle
+//! with the events (a late record, or a record sent again, reads the rollout back
+//! first). So memory holds the ids of the sessions in memory, not of every record
+//! ever stored. Record ids are cut from a SHA-256 digest, so their bits are already
+//! uniform: they need no hashing of their own.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// Sets the ids are split over.
-const SHARDS: usize = 64;
-
-#[derive(Default)]
+/// Record ids, as the 128-bit numbers their hex spells.
+#[derive(Default, Clone)]
 pub struct SeenRecords {
-    shards: Vec<HashSet<u128, BuildHasherDefault<UniformIdHasher>>>,
+    ids: HashSet<u128, BuildHasherDefault<UniformIdHasher>>,
 }
 
 impl SeenRecords {
     pub fn new() -> Self {
-        SeenRecords {
-            shards: (0..SHARDS).map(|_| HashSet::default()).collect(),
-        }
+        SeenRecords::default()
     }
 
-    fn shard(id: u128) -> usize {
-        (id >> 120) as usize % SHARDS
+    /// The number a record id spells (its hex digits), if it is one.
+    pub fn id_of(record_id: &str) -> Option<u128> {
+        u128::from_str_radix(record_id, 16).ok()
     }
 
     /// Adds `id`; false if it was there already.
     pub fn insert(&mut self, id: u128) -> bool {
-        self.shards[Self::shard(id)].insert(id)
+        self.ids.insert(id)
     }
 
     pub fn contains(&self, id: u128) -> bool {
-        self.shards[Self::shard(id)].contains(&id)
+        self.ids.contains(&id)
+    }
+
+    pub fn remove(&mut self, id: u128) -> bool {
+        self.ids.remove(&id)
+    }
+
+    /// Adds every id of `other` (a rollout merged into this one).
+    pub fn absorb(&mut self, other: SeenRecords) {
+        if other.ids.len() > self.ids.len() {
+            let smaller = std::mem::replace(&mut self.ids, other.ids);
+            self.ids.extend(smaller);
+        } else {
+            self.ids.extend(other.ids);
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(HashSet::len).sum()
+        self.ids.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.shards.iter().all(HashSet::is_empty)
+        self.ids.is_empty()
     }
 }
 
@@ -86,5 +97,20 @@ mod tests {
         assert!(!seen.contains(1));
         assert_eq!(seen.len(), ids.len());
         assert!(SeenRecords::new().is_empty());
+        assert!(seen.remove(ids[0]) && !seen.contains(ids[0]));
+    }
+
+    #[test]
+    fn a_merged_set_holds_both() {
+        let (mut small, mut large) = (SeenRecords::new(), SeenRecords::new());
+        small.insert(1);
+        (2..100).for_each(|id| {
+            large.insert(id);
+        });
+        small.absorb(large);
+        assert_eq!(small.len(), 99);
+        assert!((1..100).all(|id| small.contains(id)));
+        assert_eq!(SeenRecords::id_of("ff"), Some(255));
+        assert_eq!(SeenRecords::id_of("not hex"), None);
     }
 }

@@ -12,6 +12,7 @@
 //! (or among the records still waiting for their session). Those sets leave memory
 //! with their rollout's events when it is evicted, and come back with them.
 
+use crate::changes::RolloutChanges;
 use crate::normalize::raw_event::{Evidence, RAW_EVENT_SCHEMA_VERSION, RawPayloadRef};
 use crate::normalize::{ExecutionStatus, NormalizedRecord, RawEvent, RawEventPayload, Signal};
 use crate::proto::RolloutSummary;
@@ -55,7 +56,7 @@ pub struct Collector {
     pending: Vec<Pending>,
     /// The ids of the records in `pending`.
     pending_ids: SeenRecords,
-    changes: broadcast::Sender<String>,
+    changes: Arc<RolloutChanges>,
     /// When each rollout last received a record (for the idle close).
     last_received: HashMap<String, std::time::Instant>,
     /// Group commit: bundle changes are made durable through this log.
@@ -76,7 +77,6 @@ impl Collector {
         // What an earlier run acknowledged but did not checkpoint goes into the bundles
         // before they are read.
         let wal = Wal::open(&data_dir.root)?;
-        let (changes, _) = broadcast::channel(1024);
         let mut collector = Collector {
             batch: wal.batch(),
             wal,
@@ -89,7 +89,7 @@ impl Collector {
             seen: HashMap::new(),
             pending: Vec::new(),
             pending_ids: SeenRecords::new(),
-            changes,
+            changes: Arc::default(),
             last_received: HashMap::new(),
             spares: None,
         };
@@ -289,20 +289,21 @@ impl Collector {
             .log(std::mem::replace(&mut self.batch, self.wal.batch()))
     }
 
-    /// Who to tell about rollouts that changed (the same channel as [`Collector::subscribe`]).
-    pub fn change_sender(&self) -> broadcast::Sender<String> {
+    /// Who is told about rollouts that changed: watchers ([`Collector::subscribe`])
+    /// and the export feed.
+    pub fn changes(&self) -> Arc<RolloutChanges> {
         self.changes.clone()
     }
 
     fn announce(&self, rollouts: &[String]) {
         for rollout in rollouts {
-            let _ = self.changes.send(rollout.clone());
+            self.changes.announce(rollout);
         }
     }
 
     /// Attributes, writes and reduces records, without making them durable: the
     /// writes go to the write-ahead log with the next [`Collector::log_changes`].
-    /// Changes are not announced ([`Collector::change_sender`], once durable).
+    /// Changes are not announced ([`Collector::changes`], once durable).
     pub fn store(&mut self, records: Vec<NormalizedRecord>) -> Result<IngestReport> {
         let mut report = IngestReport::default();
         let received = records.len();

@@ -2,8 +2,9 @@
 //! changed rollout's graph to the [`Exporter`], which sends the spans of objects that
 //! became complete.
 //!
-//! Changes are coalesced: a pass offers every rollout that changed since the last one,
-//! and passes are at least [`MIN_PASS_INTERVAL`] apart, so a busy session is reduced
+//! Changes are coalesced: a pass offers every rollout that changed since the last one
+//! (a set, so a slow pass never makes the next offer more than what changed), and
+//! passes are at least [`MIN_PASS_INTERVAL`] apart, so a busy session is reduced
 //! once a second (each pass re-reduces it in full), not once per Export request. At
 //! start every stored rollout is offered once (the exporter's sent-set keeps that from
 //! sending anything twice).
@@ -15,7 +16,6 @@ use crate::collector::Collector;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -32,10 +32,12 @@ pub fn spawn(
 ) -> (JoinHandle<()>, watch::Receiver<u64>) {
     let (passes, passes_rx) = watch::channel(0u64);
     let task = tokio::spawn(async move {
-        let (mut changes, mut dirty) = {
+        let (changes, mut dirty) = {
             let c = collector.lock().unwrap_or_else(|p| p.into_inner());
+            let changes = c.changes();
+            changes.follow();
             (
-                c.subscribe(),
+                changes,
                 c.rollout_ids().into_iter().collect::<BTreeSet<String>>(),
             )
         };
@@ -43,6 +45,7 @@ pub fn spawn(
         let mut retry = tokio::time::interval(RETRY_REFUSED_INTERVAL);
         loop {
             let stopping = *stop.borrow();
+            dirty.append(&mut changes.take_changed());
             if !dirty.is_empty() {
                 let batch = std::mem::take(&mut dirty);
                 let (e, c) = (exporter.clone(), collector.clone());
@@ -57,11 +60,7 @@ pub fn spawn(
             }
             let pause = tokio::time::sleep(MIN_PASS_INTERVAL);
             tokio::select! {
-                change = changes.recv() => match change {
-                    Ok(id) => { dirty.insert(id); }
-                    Err(RecvError::Lagged(_)) => dirty.extend(all_rollouts(&collector)),
-                    Err(RecvError::Closed) => return,
-                },
+                _ = changes.changed() => {}
                 _ = retry.tick(), if !refused.is_empty() => {
                     dirty.append(&mut refused);
                 }
@@ -72,25 +71,9 @@ pub fn spawn(
                 _ = pause => {}
                 _ = stop.changed() => {}
             }
-            loop {
-                match changes.try_recv() {
-                    Ok(id) => {
-                        dirty.insert(id);
-                    }
-                    Err(TryRecvError::Lagged(_)) => dirty.extend(all_rollouts(&collector)),
-                    Err(_) => break,
-                }
-            }
         }
     });
     (task, passes_rx)
-}
-
-fn all_rollouts(collector: &Mutex<Collector>) -> Vec<String> {
-    collector
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .rollout_ids()
 }
 
 /// Offers the graph of each rollout; returns those with spans the exporter refused.

@@ -184,7 +184,7 @@ type Answer = oneshot::Sender<Result<IngestReport, IngestError>>;
 struct StoredRound {
     wal: Arc<Wal>,
     ticket: Result<Ticket, String>,
-    changes: tokio::sync::broadcast::Sender<String>,
+    changes: std::sync::Arc<crate::changes::RolloutChanges>,
     /// Each request's answer, and what storing it gave (sent once durable).
     outcomes: Vec<(Answer, Result<IngestReport, IngestError>)>,
 }
@@ -223,7 +223,7 @@ fn store_rounds(
         let round = StoredRound {
             wal: locked.wal.clone(),
             ticket,
-            changes: locked.change_sender(),
+            changes: locked.changes(),
             outcomes,
         };
         drop(locked);
@@ -282,7 +282,7 @@ fn sync_rounds(to_sync: mpsc::Receiver<StoredRound>) {
             };
             if let Ok(report) = &outcome {
                 for rollout in &report.rollouts_touched {
-                    let _ = changes.send(rollout.clone());
+                    changes.announce(rollout);
                 }
             }
             let _ = answer.send(outcome);

@@ -7,13 +7,15 @@
 //! (group commit: whoever waits first syncs for everyone written so far).
 //!
 //! A checkpoint (in the background, every [`CHECKPOINT_INTERVAL`] or when a segment
-//! passes [`SEGMENT_BYTES`]) starts a new segment, fsyncs the bundle files and
-//! directories the old segment changed, then deletes it. On open, the segments left
+//! passes [`SEGMENT_BYTES`]) starts a new segment, makes the bundle files and
+//! directories the old segment changed durable (one `syncfs` on Linux, see
+//! [`super::file_system_sync`]), then deletes it. On open, the segments left
 //! are replayed in order (writes at their offsets, files cut back to the end of their
 //! last logged write, so bytes never acknowledged are dropped), everything is fsynced
 //! and the segments are deleted: bundles are then exactly what was acknowledged.
 
 use super::checksum::checksum;
+use super::file_system_sync::FileSystemSync;
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -28,8 +30,6 @@ pub const WAL_DIR_NAME: &str = "wal";
 pub const SEGMENT_BYTES: u64 = 128 << 20;
 /// Changes are checkpointed into the bundles at least this often.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
-/// Threads fsyncing bundle files at a checkpoint (fsyncs overlap well on SSDs).
-const SYNC_THREADS: usize = 8;
 const MAGIC: u32 = 0x5243_574c; // "RCWL"
 
 const OP_WRITE: u8 = 1;
@@ -126,6 +126,8 @@ pub struct Wal {
     state: Mutex<State>,
     synced: Condvar,
     checkpointing: Mutex<()>,
+    /// Makes a checkpoint's bundle files durable.
+    files: FileSystemSync,
 }
 
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
@@ -158,35 +160,6 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("fsync {}", dir.display()))
 }
 
-/// fsyncs files and directories, several at a time.
-fn sync_all(paths: &BTreeSet<PathBuf>) -> Result<()> {
-    let paths: Vec<&PathBuf> = paths.iter().filter(|p| p.exists()).collect();
-    if paths.is_empty() {
-        return Ok(());
-    }
-    let threads = SYNC_THREADS.min(paths.len());
-    let errors: Mutex<Vec<anyhow::Error>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let (paths, errors) = (&paths, &errors);
-            s.spawn(move || {
-                for p in paths.iter().skip(t).step_by(threads) {
-                    if let Err(e) = File::open(p).and_then(|f| f.sync_all()) {
-                        errors
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(anyhow::anyhow!("fsync {}: {e}", p.display()));
-                    }
-                }
-            });
-        }
-    });
-    match errors.into_inner().unwrap_or_default().into_iter().next() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
-}
-
 impl Wal {
     /// Replays what an earlier run left in `<root>/wal` into the bundles, then starts
     /// an empty log and its background checkpointer.
@@ -194,8 +167,9 @@ impl Wal {
         let dir = root.join(WAL_DIR_NAME);
         fs::create_dir_all(&dir)?;
         let old = segments(&dir)?;
+        let files = FileSystemSync::new(root)?;
         if !old.is_empty() {
-            recover(root, &old)?;
+            recover(root, &old, &files)?;
             for (_, path) in &old {
                 fs::remove_file(path)?;
             }
@@ -220,6 +194,7 @@ impl Wal {
             }),
             synced: Condvar::new(),
             checkpointing: Mutex::new(()),
+            files,
         });
         let weak = Arc::downgrade(&wal);
         std::thread::Builder::new()
@@ -320,7 +295,7 @@ impl Wal {
             st.segment_len = 0;
             (std::mem::take(&mut st.dirty), old_no)
         };
-        sync_all(&dirty)?;
+        self.files.sync(&dirty)?;
         for (n, path) in segments(&self.dir)? {
             if n <= old_no {
                 fs::remove_file(path)?;
@@ -360,7 +335,7 @@ fn checkpointer(wal: Weak<Wal>) {
 }
 
 /// Applies the segments left by an earlier run, in order, then fsyncs what they touched.
-fn recover(root: &Path, segments: &[(u64, PathBuf)]) -> Result<()> {
+fn recover(root: &Path, segments: &[(u64, PathBuf)], files: &FileSystemSync) -> Result<()> {
     let mut ends: BTreeMap<PathBuf, u64> = BTreeMap::new();
     let mut dirty = BTreeSet::new();
     let resolve = |p: &Path| -> PathBuf {
@@ -402,7 +377,7 @@ fn recover(root: &Path, segments: &[(u64, PathBuf)]) -> Result<()> {
             OpenOptions::new().write(true).open(path)?.set_len(*end)?;
         }
     }
-    sync_all(&dirty)?;
+    files.sync(&dirty)?;
     // Only news after a crash (a clean shutdown leaves nothing to replay): keeps
     // `list` and `show` quiet.
     if applied > 0 {

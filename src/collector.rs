@@ -180,23 +180,11 @@ impl Collector {
             if let Some(id) = event.record_id().and_then(SeenRecords::id_of) {
                 seen.insert(id);
             }
-            if let Some(trace) = event.trace_id()
-                && trace != last_trace
-            {
-                if !traces.contains_key(trace) {
-                    traces.insert(trace.to_string(), rollout_id.clone());
-                }
-                last_trace.clear();
-                last_trace.push_str(trace);
+            if let Some(trace) = event.trace_id() {
+                tie_to(traces, &mut last_trace, trace, &rollout_id);
             }
-            if let Some(turn) = event.codex_turn_id()
-                && turn != last_turn
-            {
-                if !turns.contains_key(turn) {
-                    turns.insert(turn.to_string(), rollout_id.clone());
-                }
-                last_turn.clear();
-                last_turn.push_str(turn);
+            if let Some(turn) = event.codex_turn_id() {
+                tie_to(turns, &mut last_turn, turn, &rollout_id);
             }
             match event {
                 StoredEvent::Full(event) => state.push(*event),
@@ -873,6 +861,20 @@ impl Collector {
 /// The id of the payload stored at `offset` of a bundle's payload pack.
 fn pack_payload_id(offset: u64) -> String {
     format!("raw_payload:pack@{offset}")
+}
+
+/// Ties `id` (a trace or turn) to `rollout` in `map` unless it is tied already;
+/// skipped when `id` is the one looked up last (`last`), as neighbouring events'
+/// ids mostly are.
+fn tie_to(map: &mut HashMap<String, String>, last: &mut String, id: &str, rollout: &str) {
+    if id == last.as_str() {
+        return;
+    }
+    if !map.contains_key(id) {
+        map.insert(id.to_string(), rollout.to_string());
+    }
+    last.clear();
+    last.push_str(id);
 }
 
 /// Rebuilds the unattributed records still waiting for their session from the

@@ -10,6 +10,7 @@
 //! waiting for it), and one fsync serves every request that arrived meanwhile.
 
 use super::decode::ExportRequest;
+use crate::changes::RolloutChanges;
 use crate::collector::{Collector, IngestReport};
 use crate::export::Forwarder;
 use crate::export::queue::QueueError;
@@ -184,7 +185,7 @@ type Answer = oneshot::Sender<Result<IngestReport, IngestError>>;
 struct StoredRound {
     wal: Arc<Wal>,
     ticket: Result<Ticket, String>,
-    changes: std::sync::Arc<crate::changes::RolloutChanges>,
+    changes: Arc<RolloutChanges>,
     /// Each request's answer, and what storing it gave (sent once durable).
     outcomes: Vec<(Answer, Result<IngestReport, IngestError>)>,
 }

@@ -115,8 +115,8 @@ impl Collector {
                 // restart are in its set.
                 let pending = restore_pending(&bundle.dir, &events, |record, id| {
                     collector
-                        .rollout_of(record)
-                        .and_then(|rollout| collector.seen.get(&rollout))
+                        .rollout_named_by(record)
+                        .and_then(|rollout| collector.seen.get(rollout))
                         .is_some_and(|seen| seen.contains(id))
                 })?;
                 for waiting in &pending {
@@ -230,10 +230,7 @@ impl Collector {
                 return true;
             };
             match self.target_of(record) {
-                Some(rollout) => self
-                    .seen
-                    .get(&rollout)
-                    .is_none_or(|seen| !seen.contains(id)),
+                Some(rollout) => self.seen.get(rollout).is_none_or(|seen| !seen.contains(id)),
                 None => !self.pending_ids.contains(id),
             }
         })
@@ -241,10 +238,11 @@ impl Collector {
 
     /// The rollout a record is stored in once what it names is learned (`None`:
     /// unattributed for now).
-    fn target_of(&self, record: &NormalizedRecord) -> Option<String> {
-        match self.rollout_of(record) {
-            None if record.signal == Signal::Metrics => Some(METRICS.to_string()),
-            target => target,
+    fn target_of(&self, record: &NormalizedRecord) -> Option<&str> {
+        match self.rollout_named_by(record) {
+            Some(rollout) => Some(rollout),
+            None if record.signal == Signal::Metrics => Some(METRICS),
+            None => None,
         }
     }
 
@@ -301,7 +299,7 @@ impl Collector {
         let mut unresolved = Vec::new();
         let mut unresolved_ids = SeenRecords::new();
         for record in records {
-            match self.target_of(&record) {
+            match self.target_of(&record).map(str::to_owned) {
                 Some(rollout) => by_rollout.entry(rollout).or_default().push(record),
                 None => {
                     let new = SeenRecords::id_of(&record.record_id).is_none_or(|id| {
@@ -573,6 +571,11 @@ impl Collector {
     }
 
     fn rollout_of(&self, record: &NormalizedRecord) -> Option<String> {
+        self.rollout_named_by(record).cloned()
+    }
+
+    /// [`Collector::rollout_of`], borrowed.
+    fn rollout_named_by(&self, record: &NormalizedRecord) -> Option<&String> {
         let a = &record.attribution;
         a.conversation_id
             .as_ref()
@@ -583,7 +586,6 @@ impl Collector {
                     .and_then(|t| self.trace_to_rollout.get(t))
             })
             .or_else(|| a.turn_id.as_ref().and_then(|t| self.turn_to_rollout.get(t)))
-            .cloned()
     }
 
     fn bundle(&mut self, rollout: &str, started_at: i64) -> Result<&mut Bundle> {

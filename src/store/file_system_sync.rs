@@ -76,7 +76,7 @@ impl FileSystemSync {
 }
 
 /// fsyncs files and directories, several at a time.
-pub fn fsync_each(paths: &[&PathBuf]) -> Result<()> {
+fn fsync_each(paths: &[&PathBuf]) -> Result<()> {
     if paths.is_empty() {
         return Ok(());
     }

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Record ids, as the 128-bit numbers their hex spells.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub struct SeenRecords {
     ids: HashSet<u128, BuildHasherDefault<UniformIdHasher>>,
 }

@@ -104,7 +104,8 @@ fn main() -> anyhow::Result<()> {
     let (mut held_open, mut held_graphs) = (0, 0);
     let mut kept = 0;
     let mut rollouts = 0;
-    for _ in 0..args.runs {
+    let mut held_evicted = 0;
+    for run in 0..args.runs {
         let started = Instant::now();
         let mut collector = Collector::open(data_dir.clone())?;
         let opened = started.elapsed();
@@ -125,6 +126,15 @@ fn main() -> anyhow::Result<()> {
         }
         digest = hex::encode(&hasher.finalize()[..8]);
         drop(graphs);
+        if run + 1 == args.runs && args.data_dir.is_none() {
+            // What stays of each session once it is finished and evicted (what `list`
+            // shows, and its conversation, trace and turn ids). Closing writes to the
+            // bundles, so not on a data directory kept for later runs.
+            collector.close_idle(std::time::Duration::ZERO, true)?;
+            collector.close_idle(std::time::Duration::ZERO, true)?;
+            assert_eq!(collector.session_counts().0, 0, "every session evicted");
+            held_evicted = heap_bytes().saturating_sub(heap_before);
+        }
         drop(collector);
     }
     times.sort_by_key(|t| t.1);
@@ -153,6 +163,11 @@ fn main() -> anyhow::Result<()> {
         mib(held_graphs),
         held_graphs as f64 / rollouts.max(1) as f64,
         held_graphs as f64 / kept.max(1) as f64
+    );
+    println!(
+        "every session closed and evicted: heap held {:.2} MiB ({:.0} bytes per session)",
+        mib(held_evicted),
+        held_evicted as f64 / rollouts.max(1) as f64
     );
     let rollout_bytes = synthetic_rollout_bytes();
     println!(

@@ -12,6 +12,7 @@
 //! (or among the records still waiting for their session). Those sets leave memory
 //! with their rollout's events when it is evicted, and come back with them.
 
+use crate::attribution::{Attribution, RolloutId};
 use crate::changes::RolloutChanges;
 use crate::normalize::raw_event::{Evidence, RAW_EVENT_SCHEMA_VERSION, RawPayloadRef};
 use crate::normalize::{ExecutionStatus, NormalizedRecord, RawEvent, RawEventPayload, Signal};
@@ -47,10 +48,15 @@ struct Pending {
 pub struct Collector {
     pub data_dir: DataDir,
     bundles: HashMap<String, Bundle>,
+    /// Rollouts whose events are in memory (and the `unattributed` and `metrics`
+    /// bundles' counts).
     pub rollouts: HashMap<String, RolloutState>,
-    conversation_to_rollout: HashMap<String, String>,
-    trace_to_rollout: HashMap<String, String>,
-    turn_to_rollout: HashMap<String, String>,
+    /// Sessions whose events were let go of (finished and quiet; read back from their
+    /// bundles when needed): what `list` shows of each, its `rollout_id` left empty
+    /// (it is the key).
+    evicted: HashMap<RolloutId, RolloutSummary>,
+    /// Which rollout each conversation, trace and turn belongs to.
+    ids: Attribution,
     /// The ids of the records stored in each rollout in memory (and in `metrics`).
     seen: HashMap<String, SeenRecords>,
     pending: Vec<Pending>,
@@ -83,9 +89,8 @@ impl Collector {
             data_dir,
             bundles: HashMap::new(),
             rollouts: HashMap::new(),
-            conversation_to_rollout: HashMap::new(),
-            trace_to_rollout: HashMap::new(),
-            turn_to_rollout: HashMap::new(),
+            evicted: HashMap::new(),
+            ids: Attribution::default(),
             seen: HashMap::new(),
             pending: Vec::new(),
             pending_ids: SeenRecords::new(),
@@ -159,32 +164,34 @@ impl Collector {
     fn replay_bundle(&mut self, dir: &std::path::Path, name: &str) -> Result<()> {
         let opening = Bundle::opening(dir, name, 0)?;
         let rollout_id = opening.manifest.rollout_id.clone();
-        self.conversation_to_rollout
-            .insert(rollout_id.clone(), rollout_id.clone());
+        let shared = self.ids.rollout_id(&rollout_id);
+        self.ids.tie_conversation(&rollout_id, &shared);
         for child in &opening.manifest.child_thread_ids {
-            self.conversation_to_rollout
-                .insert(child.clone(), rollout_id.clone());
+            self.ids.tie_conversation(child, &shared);
         }
         let state = self
             .rollouts
             .entry(rollout_id.clone())
             .or_insert_with(|| RolloutState::new(&rollout_id));
-        let (seen, traces, turns) = (
+        let (seen, ids) = (
             self.seen.entry(rollout_id.clone()).or_default(),
-            &mut self.trace_to_rollout,
-            &mut self.turn_to_rollout,
+            &mut self.ids,
         );
-        // Neighbouring events mostly share their trace and turn: look each up once.
+        // Neighbouring events mostly share their trace and turn: tie each once.
         let (mut last_trace, mut last_turn) = (String::new(), String::new());
         let bundle = opening.replay(|event| {
             if let Some(id) = event.record_id().and_then(SeenRecords::id_of) {
                 seen.insert(id);
             }
-            if let Some(trace) = event.trace_id() {
-                tie_to(traces, &mut last_trace, trace, &rollout_id);
+            if let Some(trace) = event.trace_id()
+                && once(&mut last_trace, trace)
+            {
+                ids.tie_trace(trace, &shared);
             }
-            if let Some(turn) = event.codex_turn_id() {
-                tie_to(turns, &mut last_turn, turn, &rollout_id);
+            if let Some(turn) = event.codex_turn_id()
+                && once(&mut last_turn, turn)
+            {
+                ids.tie_turn(turn, &shared);
             }
             match event {
                 StoredEvent::Full(event) => state.push(*event),
@@ -201,12 +208,17 @@ impl Collector {
     /// Brings an evicted rollout's events back into memory (from its bundle), before
     /// anything reads or adds to them.
     fn make_resident(&mut self, rollout: &str) -> Result<()> {
-        if !self.rollouts.get(rollout).is_some_and(|s| s.is_evicted()) {
+        if !self.evicted.contains_key(rollout) {
             return Ok(());
         }
-        self.rollouts.remove(rollout);
         let dir = self.data_dir.rollout_dir(rollout);
-        self.replay_bundle(&dir, rollout)
+        if let Err(err) = self.replay_bundle(&dir, rollout) {
+            // Still evicted: what `list` shows of it stays.
+            self.rollouts.remove(rollout);
+            return Err(err);
+        }
+        self.evicted.remove(rollout);
+        Ok(())
     }
 
     /// From now on, new sessions' bundles are made ahead of time by a background
@@ -405,8 +417,9 @@ impl Collector {
             let Some(conversation) = &record.attribution.conversation_id else {
                 continue;
             };
-            if !self.conversation_to_rollout.contains_key(conversation) {
-                self.add_conversation(conversation, conversation);
+            if self.ids.conversation(conversation).is_none() {
+                let own: RolloutId = conversation.as_str().into();
+                self.add_conversation(conversation, &own);
             }
         }
         for record in records {
@@ -416,8 +429,12 @@ impl Collector {
             ) else {
                 continue;
             };
-            let rollout = self.conversation_to_rollout[parent].clone();
-            match self.conversation_to_rollout.get(child).cloned() {
+            let rollout = self
+                .ids
+                .conversation(parent)
+                .expect("learned above")
+                .clone();
+            match self.ids.conversation(child).cloned() {
                 None => self.add_conversation(child, &rollout),
                 Some(own) if own != rollout => self.merge(&own, &rollout)?,
                 Some(_) => {}
@@ -428,20 +445,16 @@ impl Collector {
                 .attribution
                 .conversation_id
                 .as_ref()
-                .and_then(|c| self.conversation_to_rollout.get(c))
+                .and_then(|c| self.ids.conversation(c))
                 .cloned()
             else {
                 continue;
             };
             if let Some(trace) = &record.attribution.trace_id {
-                self.trace_to_rollout
-                    .entry(trace.clone())
-                    .or_insert_with(|| rollout.clone());
+                self.ids.tie_trace(trace, &rollout);
             }
             if let Some(turn) = &record.attribution.turn_id {
-                self.turn_to_rollout
-                    .entry(turn.clone())
-                    .or_insert_with(|| rollout.clone());
+                self.ids.tie_turn(turn, &rollout);
             }
         }
         // Spans naming a known turn tie their whole trace to it.
@@ -450,11 +463,9 @@ impl Collector {
                 &record.attribution.conversation_id,
                 &record.attribution.turn_id,
                 &record.attribution.trace_id,
-            ) && let Some(rollout) = self.turn_to_rollout.get(turn).cloned()
+            ) && let Some(rollout) = self.ids.turn(turn).cloned()
             {
-                self.trace_to_rollout
-                    .entry(trace.clone())
-                    .or_insert(rollout);
+                self.ids.tie_trace(trace, &rollout);
             }
         }
         Ok(())
@@ -462,7 +473,7 @@ impl Collector {
 
     /// Moves every event of rollout `from` (a sub-agent seen before its parent's spawn
     /// result) into rollout `into`, payload files included, then removes `from`.
-    fn merge(&mut self, from: &str, into: &str) -> Result<()> {
+    fn merge(&mut self, from: &str, into: &RolloutId) -> Result<()> {
         self.make_resident(from)?;
         self.make_resident(into)?;
         if let Some(source) = self.bundles.remove(from) {
@@ -473,21 +484,11 @@ impl Collector {
         if let Some(ids) = self.seen.remove(from) {
             self.seen.entry(into.to_string()).or_default().absorb(ids);
         }
-        let renamed: Vec<String> = self
-            .conversation_to_rollout
-            .iter()
-            .filter(|(_, r)| r.as_str() == from)
-            .map(|(c, _)| c.clone())
-            .collect();
+        let mut renamed = self.ids.children_of(from).to_vec();
+        renamed.push(from.to_string());
+        self.ids.move_rollout(from, into);
         for conversation in renamed {
             self.add_conversation(&conversation, into);
-        }
-        for map in [&mut self.trace_to_rollout, &mut self.turn_to_rollout] {
-            for rollout in map.values_mut() {
-                if rollout == from {
-                    *rollout = into.to_string();
-                }
-            }
         }
         Ok(())
     }
@@ -549,11 +550,10 @@ impl Collector {
         Ok(())
     }
 
-    fn add_conversation(&mut self, conversation: &str, rollout: &str) {
-        self.conversation_to_rollout
-            .insert(conversation.to_string(), rollout.to_string());
-        if conversation != rollout
-            && let Some(bundle) = self.bundles.get_mut(rollout)
+    fn add_conversation(&mut self, conversation: &str, rollout: &RolloutId) {
+        self.ids.tie_conversation(conversation, rollout);
+        if conversation != &**rollout
+            && let Some(bundle) = self.bundles.get_mut(&**rollout)
             && !bundle
                 .manifest
                 .child_thread_ids
@@ -565,27 +565,24 @@ impl Collector {
                 .child_thread_ids
                 .push(conversation.to_string());
             if let Err(err) = bundle.save_manifest_logged(&mut self.batch) {
-                tracing::warn!(%err, rollout, "could not update the manifest");
+                tracing::warn!(%err, rollout = &**rollout, "could not update the manifest");
             }
         }
     }
 
     fn rollout_of(&self, record: &NormalizedRecord) -> Option<String> {
-        self.rollout_named_by(record).cloned()
+        self.rollout_named_by(record).map(str::to_owned)
     }
 
     /// [`Collector::rollout_of`], borrowed.
-    fn rollout_named_by(&self, record: &NormalizedRecord) -> Option<&String> {
+    fn rollout_named_by(&self, record: &NormalizedRecord) -> Option<&str> {
         let a = &record.attribution;
         a.conversation_id
             .as_ref()
-            .and_then(|c| self.conversation_to_rollout.get(c))
-            .or_else(|| {
-                a.trace_id
-                    .as_ref()
-                    .and_then(|t| self.trace_to_rollout.get(t))
-            })
-            .or_else(|| a.turn_id.as_ref().and_then(|t| self.turn_to_rollout.get(t)))
+            .and_then(|c| self.ids.conversation(c))
+            .or_else(|| a.trace_id.as_ref().and_then(|t| self.ids.trace(t)))
+            .or_else(|| a.turn_id.as_ref().and_then(|t| self.ids.turn(t)))
+            .map(|r| &**r)
     }
 
     fn bundle(&mut self, rollout: &str, started_at: i64) -> Result<&mut Bundle> {
@@ -618,12 +615,7 @@ impl Collector {
                 evidence: None,
             }];
             bundle.append_events(&mut first, &mut self.batch)?;
-            let children: Vec<String> = self
-                .conversation_to_rollout
-                .iter()
-                .filter(|(c, r)| r.as_str() == rollout && c.as_str() != rollout)
-                .map(|(c, _)| c.clone())
-                .collect();
+            let children = self.ids.children_of(rollout).to_vec();
             if !children.is_empty() {
                 bundle.manifest.child_thread_ids = children;
                 bundle.save_manifest_logged(&mut self.batch)?;
@@ -735,7 +727,7 @@ impl Collector {
                     .is_none_or(|t| now.duration_since(*t) >= idle)
             };
             // Quiet first: is_open may reduce the rollout, and most are not quiet.
-            if !quiet || state.is_evicted() {
+            if !quiet {
                 continue;
             }
             if state.is_open() {
@@ -783,13 +775,17 @@ impl Collector {
     /// Lets go of a finished rollout's events and closes its bundle's files; both
     /// come back from the bundle if a record or a query needs them.
     fn evict(&mut self, rollout_id: &str) {
-        let Some(state) = self.rollouts.get_mut(rollout_id) else {
+        let Some(mut state) = self.rollouts.remove(rollout_id) else {
             return;
         };
-        let summary = summarize(&state.snapshot().graph());
-        state.evict(summary);
+        let mut summary = summarize(&state.snapshot().graph());
+        summary.rollout_id = String::new();
+        self.evicted
+            .insert(self.ids.rollout_id(rollout_id), summary);
         self.bundles.remove(rollout_id);
         self.seen.remove(rollout_id);
+        // Its idle clock starts again if it is read back.
+        self.last_received.remove(rollout_id);
     }
 
     pub fn graph(&mut self, rollout_id: &str) -> Option<Arc<RolloutGraph>> {
@@ -810,8 +806,11 @@ impl Collector {
 
     /// What `list` shows of a rollout (kept without the events once it is evicted).
     pub fn summary(&mut self, rollout_id: &str) -> Option<RolloutSummary> {
-        if let Some(kept) = self.rollouts.get(rollout_id)?.evicted() {
-            return Some(kept.clone());
+        if let Some(kept) = self.evicted.get(rollout_id) {
+            return Some(RolloutSummary {
+                rollout_id: rollout_id.to_string(),
+                ..kept.clone()
+            });
         }
         self.snapshot(rollout_id).map(|s| summarize(&s.graph()))
     }
@@ -832,6 +831,7 @@ impl Collector {
             .keys()
             .filter(|k| k.as_str() != UNATTRIBUTED && k.as_str() != METRICS)
             .cloned()
+            .chain(self.evicted.keys().map(|k| k.to_string()))
             .collect();
         ids.sort();
         ids
@@ -840,12 +840,12 @@ impl Collector {
     /// Sessions whose events are in memory, and sessions evicted (finished and quiet;
     /// their events are read back from their bundles when needed).
     pub fn session_counts(&self) -> (usize, usize) {
-        let sessions = self
+        let resident = self
             .rollouts
-            .iter()
-            .filter(|(id, _)| id.as_str() != UNATTRIBUTED && id.as_str() != METRICS);
-        let evicted = sessions.clone().filter(|(_, s)| s.is_evicted()).count();
-        (sessions.count() - evicted, evicted)
+            .keys()
+            .filter(|id| id.as_str() != UNATTRIBUTED && id.as_str() != METRICS)
+            .count();
+        (resident, self.evicted.len())
     }
 
     /// Records kept as unattributed evidence that are still waiting for their session.
@@ -865,18 +865,15 @@ fn pack_payload_id(offset: u64) -> String {
     format!("raw_payload:pack@{offset}")
 }
 
-/// Ties `id` (a trace or turn) to `rollout` in `map` unless it is tied already;
-/// skipped when `id` is the one looked up last (`last`), as neighbouring events'
-/// ids mostly are.
-fn tie_to(map: &mut HashMap<String, String>, last: &mut String, id: &str, rollout: &str) {
+/// Whether `id` differs from the one seen last (`last`, then set to `id`):
+/// neighbouring events mostly share their trace and turn, tied once for all.
+fn once(last: &mut String, id: &str) -> bool {
     if id == last.as_str() {
-        return;
-    }
-    if !map.contains_key(id) {
-        map.insert(id.to_string(), rollout.to_string());
+        return false;
     }
     last.clear();
     last.push_str(id);
+    true
 }
 
 /// Rebuilds the unattributed records still waiting for their session from the

@@ -6,6 +6,7 @@
 //! [`reduce`] → [`export`], with [`query`] serving what is kept. [`collector`] joins
 //! normalize, store and reduce.
 
+pub mod attribution;
 pub mod changes;
 pub mod collector;
 pub mod export;

@@ -272,6 +272,11 @@ async fn close_midway(requests: &[Captured], evict: bool) -> (serde_json::Value,
             "an evicted session's bundle files are closed"
         );
         summaries.push(listed());
+        assert_eq!(
+            server.collector.lock().unwrap().rollout_ids(),
+            vec![ROLLOUT.to_string()],
+            "an evicted session is still listed"
+        );
         assert_eq!(counts(), (0, 1), "list reads nothing back");
         assert_same_graph(
             &graph_json(&server, ROLLOUT),

@@ -17,7 +17,6 @@ pub mod turns;
 use crate::normalize::{
     ExecutionStatus, RawEvent, RawEventPayload as P, TokenUsage, tool_arguments, tool_output,
 };
-use crate::proto::RolloutSummary;
 use graph::*;
 use inference::{Calls, Outcome};
 use kept::{Interner, KeptEvent};
@@ -66,9 +65,6 @@ pub struct RolloutState {
     /// Whether the events seen so far make a finished rollout (`None`: not known
     /// since the last event; see [`RolloutState::is_open`]).
     finished: Option<bool>,
-    /// Set once the events of a finished rollout were let go of (they are in its
-    /// bundle): what `list` shows of it meanwhile.
-    evicted: Option<RolloutSummary>,
 }
 
 /// Sealed chunks past this many are merged into one when no snapshot shares them.
@@ -171,29 +167,6 @@ impl RolloutState {
         let graph = self.snapshot().graph();
         self.cached = Some(graph.clone());
         graph
-    }
-
-    /// Lets go of the events of a finished rollout, keeping what `list` shows of it
-    /// (`summary`). Its events are read back from its bundle when needed again
-    /// ([`RolloutState::is_evicted`]).
-    pub fn evict(&mut self, summary: RolloutSummary) {
-        *self = RolloutState {
-            rollout_id: std::mem::take(&mut self.rollout_id),
-            record_count: self.record_count,
-            last_wall_time_unix_ms: self.last_wall_time_unix_ms,
-            finished: Some(true),
-            evicted: Some(summary),
-            ..Default::default()
-        };
-    }
-
-    /// The summary kept of an evicted rollout (`None`: its events are in memory).
-    pub fn evicted(&self) -> Option<&RolloutSummary> {
-        self.evicted.as_ref()
-    }
-
-    pub fn is_evicted(&self) -> bool {
-        self.evicted.is_some()
     }
 
     /// Whether the rollout is still open (no exit or idle close after its last event).

@@ -1,0 +1,210 @@
+//! Which rollout each conversation, trace and turn belongs to.
+//!
+//! Entries stay for every session ever seen (evicted ones too: a late span names
+//! only its trace), so they are kept small: each id is a 128-bit key (trace ids and
+//! UUIDs are 128-bit numbers written out; any other id is hashed to 128 bits), and
+//! each rollout id is one shared `Arc<str>`. An entry takes 32 bytes instead of two
+//! `String`s with their heap copies. Which conversations a rollout holds besides its
+//! own (its spawned sub-agents) is kept per rollout, so it is found without scanning
+//! every conversation.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, OnceLock};
+
+/// A rollout id, shared by every entry that points at it.
+pub type RolloutId = Arc<str>;
+
+#[derive(Default)]
+pub struct Attribution {
+    conversations: HashMap<u128, RolloutId>,
+    traces: HashMap<u128, RolloutId>,
+    turns: HashMap<u128, RolloutId>,
+    /// Conversations tied to a rollout other than its own (spawned sub-agents).
+    children: HashMap<RolloutId, Vec<String>>,
+}
+
+impl Attribution {
+    pub fn conversation(&self, conversation: &str) -> Option<&RolloutId> {
+        self.conversations.get(&key(conversation))
+    }
+
+    pub fn trace(&self, trace: &str) -> Option<&RolloutId> {
+        self.traces.get(&key(trace))
+    }
+
+    pub fn turn(&self, turn: &str) -> Option<&RolloutId> {
+        self.turns.get(&key(turn))
+    }
+
+    /// The shared id of `rollout` (one allocation per rollout, however many entries
+    /// point at it).
+    pub fn rollout_id(&self, rollout: &str) -> RolloutId {
+        match self.conversations.get(&key(rollout)) {
+            Some(id) if &**id == rollout => id.clone(),
+            _ => Arc::from(rollout),
+        }
+    }
+
+    /// Ties `conversation` to `rollout` (a rollout's own conversation, or a sub-agent
+    /// spawned in it), replacing what it was tied to.
+    pub fn tie_conversation(&mut self, conversation: &str, rollout: &RolloutId) {
+        let before = self
+            .conversations
+            .insert(key(conversation), rollout.clone());
+        if let Some(before) = before.filter(|b| **b != **rollout) {
+            self.forget_child(&before, conversation);
+        }
+        if conversation != &**rollout {
+            let children = self.children.entry(rollout.clone()).or_default();
+            if !children.iter().any(|c| c == conversation) {
+                children.push(conversation.to_string());
+            }
+        }
+    }
+
+    /// Ties `trace` to `rollout` unless it is tied already.
+    pub fn tie_trace(&mut self, trace: &str, rollout: &RolloutId) {
+        self.traces
+            .entry(key(trace))
+            .or_insert_with(|| rollout.clone());
+    }
+
+    /// Ties `turn` to `rollout` unless it is tied already.
+    pub fn tie_turn(&mut self, turn: &str, rollout: &RolloutId) {
+        self.turns
+            .entry(key(turn))
+            .or_insert_with(|| rollout.clone());
+    }
+
+    /// The conversations tied to `rollout` other than its own.
+    pub fn children_of(&self, rollout: &str) -> &[String] {
+        self.children.get(rollout).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Everything tied to rollout `from` is tied to `into` from now on (`from` was
+    /// merged into `into`).
+    pub fn move_rollout(&mut self, from: &str, into: &RolloutId) {
+        for map in [&mut self.conversations, &mut self.traces, &mut self.turns] {
+            for rollout in map.values_mut() {
+                if &**rollout == from {
+                    *rollout = into.clone();
+                }
+            }
+        }
+        let moved = self.children.remove(from).unwrap_or_default();
+        let children = self.children.entry(into.clone()).or_default();
+        for child in moved
+            .into_iter()
+            .chain((from != &**into).then(|| from.to_string()))
+        {
+            if !children.contains(&child) {
+                children.push(child);
+            }
+        }
+    }
+
+    fn forget_child(&mut self, rollout: &str, conversation: &str) {
+        if let Some(children) = self.children.get_mut(rollout) {
+            children.retain(|c| c != conversation);
+            if children.is_empty() {
+                self.children.remove(rollout);
+            }
+        }
+    }
+}
+
+/// The 128-bit key of an id: its value when it is 32 hex digits, with or without a
+/// UUID's dashes (any case); otherwise a keyed 128-bit hash of it.
+fn key(id: &str) -> u128 {
+    let bytes = id.as_bytes();
+    let hex: Option<u128> = match bytes.len() {
+        32 => u128::from_str_radix(id, 16).ok().filter(|_| is_hex(bytes)),
+        36 if [8, 13, 18, 23].iter().all(|&i| bytes[i] == b'-') => {
+            let mut value = 0u128;
+            let mut ok = true;
+            for &b in bytes.iter().filter(|&&b| b != b'-') {
+                match (b as char).to_digit(16) {
+                    Some(digit) => value = (value << 4) | u128::from(digit),
+                    None => ok = false,
+                }
+            }
+            (ok && bytes.iter().filter(|&&b| b == b'-').count() == 4).then_some(value)
+        }
+        _ => None,
+    };
+    hex.unwrap_or_else(|| hashed(bytes))
+}
+
+/// `from_str_radix` also takes a leading `+`: only plain hex digits count.
+fn is_hex(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_hexdigit)
+}
+
+/// Two independently keyed 64-bit SipHashes of `bytes` (keys chosen at random per
+/// process: the maps are rebuilt from the bundles at every start).
+fn hashed(bytes: &[u8]) -> u128 {
+    static KEYS: OnceLock<[std::collections::hash_map::RandomState; 2]> = OnceLock::new();
+    let keys = KEYS.get_or_init(Default::default);
+    let half = |state: &std::collections::hash_map::RandomState| {
+        let mut hasher = state.build_hasher();
+        hasher.write(bytes);
+        hasher.finish()
+    };
+    (u128::from(half(&keys[0])) << 64) | u128::from(half(&keys[1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_ids_and_uuids_are_their_value_and_other_ids_are_hashed() {
+        let uuid = "019a5c3e-7b1f-7c2a-9d4e-0123456789ab";
+        assert_eq!(key(uuid), 0x019a5c3e7b1f7c2a9d4e0123456789ab);
+        assert_eq!(key(&uuid.to_uppercase()), key(uuid));
+        let trace = "0af7651916cd43dd8448eb211c80319c";
+        assert_eq!(key(trace), 0x0af7651916cd43dd8448eb211c80319c);
+        // Not hex: hashed, and the same id always gives the same key.
+        assert_eq!(key("turn-1"), key("turn-1"));
+        assert_ne!(key("turn-1"), key("turn-2"));
+        assert_ne!(key("+af7651916cd43dd8448eb211c80319c"), key(trace));
+        // Dashes in the wrong places are not a UUID.
+        assert_ne!(key("019a5c3e7-b1f-7c2a-9d4e-0123456789ab"), key(uuid));
+    }
+
+    #[test]
+    fn sub_agents_are_listed_with_their_rollout_and_follow_a_merge() {
+        let mut ids = Attribution::default();
+        let parent: RolloutId = Arc::from("parent");
+        let child: RolloutId = Arc::from("child");
+        ids.tie_conversation("parent", &parent);
+        ids.tie_conversation("child", &child);
+        ids.tie_conversation("grandchild", &child);
+        ids.tie_trace("t1", &child);
+        ids.tie_turn("u1", &child);
+        assert_eq!(ids.children_of("child"), ["grandchild"]);
+        assert!(ids.children_of("parent").is_empty());
+
+        ids.move_rollout("child", &parent);
+        assert_eq!(ids.children_of("parent"), ["grandchild", "child"]);
+        assert!(ids.children_of("child").is_empty());
+        for found in [
+            ids.conversation("child"),
+            ids.conversation("grandchild"),
+            ids.trace("t1"),
+            ids.turn("u1"),
+        ] {
+            assert_eq!(found.map(|r| &**r), Some("parent"));
+        }
+        // Tying a conversation elsewhere takes it off its former rollout's list.
+        let other: RolloutId = Arc::from("other");
+        ids.tie_conversation("grandchild", &other);
+        assert_eq!(ids.children_of("parent"), ["child"]);
+        assert_eq!(ids.children_of("other"), ["grandchild"]);
+        // A trace or turn keeps the rollout it was first tied to.
+        ids.tie_trace("t1", &other);
+        assert_eq!(ids.trace("t1").map(|r| &**r), Some("parent"));
+        assert_eq!(ids.rollout_id("parent").as_ptr(), parent.as_ptr());
+    }
+}

@@ -118,27 +118,33 @@ impl Attribution {
 /// UUID's dashes (any case); otherwise a keyed 128-bit hash of it.
 fn key(id: &str) -> u128 {
     let bytes = id.as_bytes();
-    let hex: Option<u128> = match bytes.len() {
-        32 => u128::from_str_radix(id, 16).ok().filter(|_| is_hex(bytes)),
-        36 if [8, 13, 18, 23].iter().all(|&i| bytes[i] == b'-') => {
-            let mut value = 0u128;
-            let mut ok = true;
-            for &b in bytes.iter().filter(|&&b| b != b'-') {
-                match (b as char).to_digit(16) {
-                    Some(digit) => value = (value << 4) | u128::from(digit),
-                    None => ok = false,
-                }
-            }
-            (ok && bytes.iter().filter(|&&b| b == b'-').count() == 4).then_some(value)
-        }
+    let value = match bytes.len() {
+        32 => hex_value(bytes.iter().copied()),
+        36 if [8, 13, 18, 23].iter().all(|&i| bytes[i] == b'-') => hex_value(
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !matches!(i, 8 | 13 | 18 | 23))
+                .map(|(_, b)| *b),
+        ),
         _ => None,
     };
-    hex.unwrap_or_else(|| hashed(bytes))
+    value.unwrap_or_else(|| hashed(bytes))
 }
 
-/// `from_str_radix` also takes a leading `+`: only plain hex digits count.
-fn is_hex(bytes: &[u8]) -> bool {
-    bytes.iter().all(u8::is_ascii_hexdigit)
+/// The number 32 hex digits spell (`None` if any is not a hex digit).
+fn hex_value(digits: impl Iterator<Item = u8>) -> Option<u128> {
+    let mut value = 0u128;
+    for b in digits {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        value = (value << 4) | u128::from(digit);
+    }
+    Some(value)
 }
 
 /// Two independently keyed 64-bit SipHashes of `bytes` (keys chosen at random per

@@ -13,7 +13,7 @@
 //! other systems, get one fsync per path.
 
 use anyhow::Result;
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -41,7 +41,7 @@ impl FileSystemSync {
     }
 
     /// Makes every file and directory in `paths` (those that still exist) durable.
-    pub fn sync(&self, paths: &BTreeSet<PathBuf>) -> Result<()> {
+    pub fn sync(&self, paths: &HashSet<PathBuf>) -> Result<()> {
         let existing: Vec<(&PathBuf, std::fs::Metadata)> = paths
             .iter()
             .filter_map(|p| std::fs::metadata(p).ok().map(|m| (p, m)))
@@ -113,7 +113,7 @@ mod tests {
         let file = dir.path().join("trace.jsonl");
         std::fs::write(&file, b"{}\n").unwrap();
         let sync = FileSystemSync::new(dir.path()).unwrap();
-        let paths: BTreeSet<PathBuf> = [
+        let paths: HashSet<PathBuf> = [
             file.clone(),
             dir.path().to_path_buf(),
             dir.path().join("removed meanwhile"),

@@ -17,7 +17,7 @@
 use super::checksum::checksum;
 use super::file_system_sync::FileSystemSync;
 use anyhow::{Context, Result, bail};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -31,6 +31,8 @@ pub const SEGMENT_BYTES: u64 = 128 << 20;
 /// Changes are checkpointed into the bundles at least this often.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 const MAGIC: u32 = 0x5243_574c; // "RCWL"
+/// An entry's header: magic, body length (u32) and checksum of the body (u64).
+const HEADER_LEN: usize = 16;
 
 const OP_WRITE: u8 = 1;
 const OP_REPLACE: u8 = 2;
@@ -39,9 +41,10 @@ const OP_REMOVE_DIR: u8 = 3;
 /// Changes made under the collector lock, logged together as one WAL entry.
 pub struct WalBatch {
     root: PathBuf,
+    /// The log entry: [`HEADER_LEN`] bytes left for its header, then the changes.
     body: Vec<u8>,
     /// Files and directories the changes touched (fsynced at the next checkpoint).
-    dirty: BTreeSet<PathBuf>,
+    dirty: HashSet<PathBuf>,
 }
 
 impl WalBatch {
@@ -49,13 +52,13 @@ impl WalBatch {
     pub fn new(root: &Path) -> Self {
         WalBatch {
             root: root.to_path_buf(),
-            body: Vec::new(),
-            dirty: BTreeSet::new(),
+            body: vec![0; HEADER_LEN],
+            dirty: HashSet::new(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.body.is_empty()
+        self.body.len() == HEADER_LEN
     }
 
     fn op(&mut self, kind: u8, path: &Path, offset: u64, data: &[u8]) {
@@ -71,8 +74,12 @@ impl WalBatch {
     }
 
     fn touch(&mut self, path: &Path) {
+        // Most writes touch a file already touched: no copy of its path then.
+        if self.dirty.contains(path) {
+            return;
+        }
         self.dirty.insert(path.to_path_buf());
-        if let Some(parent) = path.parent() {
+        if let Some(parent) = path.parent().filter(|p| !self.dirty.contains(*p)) {
             self.dirty.insert(parent.to_path_buf());
         }
     }
@@ -116,7 +123,7 @@ struct State {
     synced: u64,
     syncing: bool,
     failed: Option<String>,
-    dirty: BTreeSet<PathBuf>,
+    dirty: HashSet<PathBuf>,
     last_checkpoint: Instant,
 }
 
@@ -189,7 +196,7 @@ impl Wal {
                 synced: 0,
                 syncing: false,
                 failed: None,
-                dirty: BTreeSet::new(),
+                dirty: HashSet::new(),
                 last_checkpoint: Instant::now(),
             }),
             synced: Condvar::new(),
@@ -214,25 +221,30 @@ impl Wal {
 
     /// Logs a batch (not yet durable); wait on the ticket before acknowledging.
     pub fn log(&self, batch: WalBatch) -> Result<Ticket> {
-        let mut st = self.lock();
-        if batch.body.is_empty() {
-            return Ok(Ticket(st.written));
+        if batch.is_empty() {
+            return Ok(Ticket(self.lock().written));
         }
+        // The header goes in the room left for it: the changes are not copied.
+        let WalBatch {
+            body: mut entry,
+            dirty,
+            ..
+        } = batch;
+        let (header, changes) = entry.split_at_mut(HEADER_LEN);
+        header[..4].copy_from_slice(&MAGIC.to_le_bytes());
+        header[4..8].copy_from_slice(&(changes.len() as u32).to_le_bytes());
+        header[8..].copy_from_slice(&checksum(changes).to_le_bytes());
+        let mut st = self.lock();
         if let Some(err) = &st.failed {
             bail!("the write-ahead log failed earlier: {err}");
         }
-        let mut entry = Vec::with_capacity(batch.body.len() + 16);
-        entry.extend_from_slice(&MAGIC.to_le_bytes());
-        entry.extend_from_slice(&(batch.body.len() as u32).to_le_bytes());
-        entry.extend_from_slice(&checksum(&batch.body).to_le_bytes());
-        entry.extend_from_slice(&batch.body);
         if let Err(err) = (&*st.segment).write_all(&entry) {
             st.failed = Some(err.to_string());
             bail!("writing the write-ahead log: {err}");
         }
         st.segment_len += entry.len() as u64;
         st.written += 1;
-        st.dirty.extend(batch.dirty);
+        st.dirty.extend(dirty);
         Ok(Ticket(st.written))
     }
 
@@ -337,7 +349,7 @@ fn checkpointer(wal: Weak<Wal>) {
 /// Applies the segments left by an earlier run, in order, then fsyncs what they touched.
 fn recover(root: &Path, segments: &[(u64, PathBuf)], files: &FileSystemSync) -> Result<()> {
     let mut ends: BTreeMap<PathBuf, u64> = BTreeMap::new();
-    let mut dirty = BTreeSet::new();
+    let mut dirty = HashSet::new();
     let resolve = |p: &Path| -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
@@ -350,11 +362,11 @@ fn recover(root: &Path, segments: &[(u64, PathBuf)], files: &FileSystemSync) -> 
         let mut data = Vec::new();
         File::open(seg)?.read_to_end(&mut data)?;
         let mut pos = 0usize;
-        while pos + 16 <= data.len() {
+        while pos + HEADER_LEN <= data.len() {
             let magic = u32::from_le_bytes(data[pos..pos + 4].try_into()?);
             let len = u32::from_le_bytes(data[pos + 4..pos + 8].try_into()?) as usize;
             let sum = u64::from_le_bytes(data[pos + 8..pos + 16].try_into()?);
-            let Some(body) = data.get(pos + 16..pos + 16 + len) else {
+            let Some(body) = data.get(pos + HEADER_LEN..pos + HEADER_LEN + len) else {
                 break 'segments;
             };
             if magic != MAGIC || checksum(body) != sum {
@@ -363,7 +375,7 @@ fn recover(root: &Path, segments: &[(u64, PathBuf)], files: &FileSystemSync) -> 
             }
             apply(body, &resolve, &mut ends, &mut dirty)?;
             applied += 1;
-            pos += 16 + len;
+            pos += HEADER_LEN + len;
         }
         if pos != data.len() {
             break;
@@ -393,7 +405,7 @@ fn apply(
     mut body: &[u8],
     resolve: &dyn Fn(&Path) -> PathBuf,
     ends: &mut BTreeMap<PathBuf, u64>,
-    dirty: &mut BTreeSet<PathBuf>,
+    dirty: &mut HashSet<PathBuf>,
 ) -> Result<()> {
     fn take<'a>(body: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
         if body.len() < n {
@@ -413,7 +425,7 @@ fn apply(
         let offset = u64::from_le_bytes(take(&mut body, 8)?.try_into()?);
         let dlen = u64::from_le_bytes(take(&mut body, 8)?.try_into()?) as usize;
         let data = take(&mut body, dlen)?;
-        let mark_parents = |dirty: &mut BTreeSet<PathBuf>, p: &Path| {
+        let mark_parents = |dirty: &mut HashSet<PathBuf>, p: &Path| {
             let mut cur = p.parent();
             while let Some(dir) = cur {
                 dirty.insert(dir.to_path_buf());

@@ -1,12 +1,12 @@
 //! Which rollout each conversation, trace and turn belongs to.
 //!
 //! Entries stay for every session ever seen (evicted ones too: a late span names
-//! only its trace), so they are kept small: each id is a 128-bit key (trace ids and
-//! UUIDs are 128-bit numbers written out; any other id is hashed to 128 bits), and
-//! each rollout id is one shared `Arc<str>`. An entry takes 32 bytes instead of two
-//! `String`s with their heap copies. Which conversations a rollout holds besides its
-//! own (its spawned sub-agents) is kept per rollout, so it is found without scanning
-//! every conversation.
+//! only its trace), so they are kept small. Each id is a 128-bit key: trace ids and
+//! UUIDs are 128-bit numbers written out in lowercase hex, and any other id is
+//! hashed to 128 bits. Each rollout id is one shared `Arc<str>`. An entry takes 32
+//! bytes instead of two `String`s with their heap copies. Which conversations a
+//! rollout holds besides its own (its spawned sub-agents) is kept per rollout, so it
+//! is found without scanning every conversation.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -114,8 +114,9 @@ impl Attribution {
     }
 }
 
-/// The 128-bit key of an id: its value when it is 32 hex digits, with or without a
-/// UUID's dashes (any case); otherwise a keyed 128-bit hash of it.
+/// The 128-bit key of an id: its value when it is 32 lowercase hex digits, with or
+/// without a UUID's dashes; otherwise a keyed 128-bit hash of it. Ids that differ
+/// in any way (case too) get different keys, as the strings were different keys.
 fn key(id: &str) -> u128 {
     let bytes = id.as_bytes();
     let value = match bytes.len() {
@@ -132,14 +133,13 @@ fn key(id: &str) -> u128 {
     value.unwrap_or_else(|| hashed(bytes))
 }
 
-/// The number 32 hex digits spell (`None` if any is not a hex digit).
+/// The number 32 hex digits spell (`None` if any is not a lowercase hex digit).
 fn hex_value(digits: impl Iterator<Item = u8>) -> Option<u128> {
     let mut value = 0u128;
     for b in digits {
         let digit = match b {
             b'0'..=b'9' => b - b'0',
             b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
             _ => return None,
         };
         value = (value << 4) | u128::from(digit);
@@ -168,7 +168,8 @@ mod tests {
     fn hex_ids_and_uuids_are_their_value_and_other_ids_are_hashed() {
         let uuid = "019a5c3e-7b1f-7c2a-9d4e-0123456789ab";
         assert_eq!(key(uuid), 0x019a5c3e7b1f7c2a9d4e0123456789ab);
-        assert_eq!(key(&uuid.to_uppercase()), key(uuid));
+        assert_ne!(key(&uuid.to_uppercase()), key(uuid));
+        assert_eq!(key(&uuid.to_uppercase()), key(&uuid.to_uppercase()));
         let trace = "0af7651916cd43dd8448eb211c80319c";
         assert_eq!(key(trace), 0x0af7651916cd43dd8448eb211c80319c);
         // Not hex: hashed, and the same id always gives the same key.

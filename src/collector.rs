@@ -517,7 +517,7 @@ impl Collector {
                 if !moved_payloads.contains_key(&key) {
                     let records = crate::store::bundle::read_payload(&source.dir, old)?;
                     let (path, offset) =
-                        target.append_payload(&serde_json::to_vec(&records)?, batch)?;
+                        target.append_payload(serde_json::to_vec(&records)?, batch)?;
                     moved_payloads.insert(
                         key.clone(),
                         RawPayloadRef {
@@ -644,8 +644,11 @@ impl Collector {
         );
         let evidence: Vec<&serde_json::value::RawValue> =
             records.iter().map(|r| &*r.evidence).collect();
-        let body = serde_json::to_vec(&evidence)?;
-        let (path, offset) = bundle.append_payload(&body, &mut self.batch)?;
+        // Room for the whole array and the newline the pack adds: no regrowth.
+        let mut body =
+            Vec::with_capacity(evidence.iter().map(|e| e.get().len() + 1).sum::<usize>() + 2);
+        serde_json::to_writer(&mut body, &evidence)?;
+        let (path, offset) = bundle.append_payload(body, &mut self.batch)?;
         let payload_id = pack_payload_id(offset);
         let mut events = Vec::with_capacity(records.len() * 2);
         for (index, record) in records.into_iter().enumerate() {

@@ -226,10 +226,15 @@ impl Bundle {
         Ok(bundle)
     }
 
-    /// Appends one Export's payload (a JSON array of the OTLP records, one line) to the
-    /// bundle's payload pack, logging the write to `batch`; returns the pack's path
-    /// (relative to the bundle) and the byte offset of the line.
-    pub fn append_payload(&mut self, body: &[u8], batch: &mut WalBatch) -> Result<(String, u64)> {
+    /// Appends one Export's payload (`line`: a JSON array of the OTLP records, to which
+    /// the newline is added here, so the payload is not copied) to the bundle's payload
+    /// pack, logging the write to `batch`; returns the pack's path (relative to the
+    /// bundle) and the byte offset of the line.
+    pub fn append_payload(
+        &mut self,
+        mut line: Vec<u8>,
+        batch: &mut WalBatch,
+    ) -> Result<(String, u64)> {
         let full = self.dir.join(PAYLOAD_PACK);
         let (file, end) = match &mut self.pack {
             Some(pack) => pack,
@@ -240,8 +245,6 @@ impl Bundle {
             }
         };
         let offset = *end;
-        let mut line = Vec::with_capacity(body.len() + 1);
-        line.extend_from_slice(body);
         line.push(b'\n');
         if let Err(err) = file.write_all(&line) {
             // Part of the line may be written: the next append asks the file its length.

@@ -22,6 +22,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,8 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 const MAGIC: u32 = 0x5243_574c; // "RCWL"
 /// An entry's header: magic, body length (u32) and checksum of the body (u64).
 const HEADER_LEN: usize = 16;
+/// At most this much room is set aside in a new batch (after a large import, say).
+const MAX_BATCH_ROOM: usize = 4 << 20;
 
 const OP_WRITE: u8 = 1;
 const OP_REPLACE: u8 = 2;
@@ -50,9 +53,17 @@ pub struct WalBatch {
 impl WalBatch {
     /// A batch for the data directory `root` (paths are logged relative to it).
     pub fn new(root: &Path) -> Self {
+        WalBatch::with_room(root, 0)
+    }
+
+    /// A batch with room for `bytes` of changes before its buffer has to grow (and
+    /// copy what it holds).
+    fn with_room(root: &Path, bytes: usize) -> Self {
+        let mut body = Vec::with_capacity(HEADER_LEN + bytes);
+        body.resize(HEADER_LEN, 0);
         WalBatch {
             root: root.to_path_buf(),
-            body: vec![0; HEADER_LEN],
+            body,
             dirty: HashSet::new(),
         }
     }
@@ -135,6 +146,8 @@ pub struct Wal {
     checkpointing: Mutex<()>,
     /// Makes a checkpoint's bundle files durable.
     files: FileSystemSync,
+    /// The size of the last entry logged: a new batch starts with that much room.
+    last_entry_len: AtomicUsize,
 }
 
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
@@ -202,6 +215,7 @@ impl Wal {
             synced: Condvar::new(),
             checkpointing: Mutex::new(()),
             files,
+            last_entry_len: AtomicUsize::new(0),
         });
         let weak = Arc::downgrade(&wal);
         std::thread::Builder::new()
@@ -212,7 +226,11 @@ impl Wal {
 
     /// An empty batch of changes for this data directory.
     pub fn batch(&self) -> WalBatch {
-        WalBatch::new(&self.root)
+        let room = self
+            .last_entry_len
+            .load(Ordering::Relaxed)
+            .min(MAX_BATCH_ROOM);
+        WalBatch::with_room(&self.root, room)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -234,6 +252,7 @@ impl Wal {
         header[..4].copy_from_slice(&MAGIC.to_le_bytes());
         header[4..8].copy_from_slice(&(changes.len() as u32).to_le_bytes());
         header[8..].copy_from_slice(&checksum(changes).to_le_bytes());
+        self.last_entry_len.store(entry.len(), Ordering::Relaxed);
         let mut st = self.lock();
         if let Some(err) = &st.failed {
             bail!("the write-ahead log failed earlier: {err}");

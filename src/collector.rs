@@ -184,12 +184,12 @@ impl Collector {
                 seen.insert(id);
             }
             if let Some(trace) = event.trace_id()
-                && once(&mut last_trace, trace)
+                && differs_from_last(&mut last_trace, trace)
             {
                 ids.tie_trace(trace, &shared);
             }
             if let Some(turn) = event.codex_turn_id()
-                && once(&mut last_turn, turn)
+                && differs_from_last(&mut last_turn, turn)
             {
                 ids.tie_turn(turn, &shared);
             }
@@ -484,11 +484,11 @@ impl Collector {
         if let Some(ids) = self.seen.remove(from) {
             self.seen.entry(into.to_string()).or_default().absorb(ids);
         }
-        let mut renamed = self.ids.children_of(from).to_vec();
-        renamed.push(from.to_string());
+        let mut moved = self.ids.children_of(from).to_vec();
+        moved.push(from.to_string());
         self.ids.move_rollout(from, into);
-        for conversation in renamed {
-            self.add_conversation(&conversation, into);
+        for conversation in moved {
+            self.list_in_manifest(&conversation, into);
         }
         Ok(())
     }
@@ -552,6 +552,12 @@ impl Collector {
 
     fn add_conversation(&mut self, conversation: &str, rollout: &RolloutId) {
         self.ids.tie_conversation(conversation, rollout);
+        self.list_in_manifest(conversation, rollout);
+    }
+
+    /// Lists a sub-agent's `conversation` in the manifest of `rollout`'s bundle (if
+    /// open; a bundle created later lists its rollout's children from `ids`).
+    fn list_in_manifest(&mut self, conversation: &str, rollout: &RolloutId) {
         if conversation != &**rollout
             && let Some(bundle) = self.bundles.get_mut(&**rollout)
             && !bundle
@@ -870,7 +876,7 @@ fn pack_payload_id(offset: u64) -> String {
 
 /// Whether `id` differs from the one seen last (`last`, then set to `id`):
 /// neighbouring events mostly share their trace and turn, tied once for all.
-fn once(last: &mut String, id: &str) -> bool {
+fn differs_from_last(last: &mut String, id: &str) -> bool {
     if id == last.as_str() {
         return false;
     }

@@ -51,13 +51,9 @@ pub struct WalBatch {
 }
 
 impl WalBatch {
-    /// A batch for the data directory `root` (paths are logged relative to it).
-    pub fn new(root: &Path) -> Self {
-        WalBatch::with_room(root, 0)
-    }
-
-    /// A batch with room for `bytes` of changes before its buffer has to grow (and
-    /// copy what it holds).
+    /// A batch for the data directory `root` (paths are logged relative to it), with
+    /// room for `bytes` of changes before its buffer has to grow (and copy what it
+    /// holds).
     fn with_room(root: &Path, bytes: usize) -> Self {
         let mut body = Vec::with_capacity(HEADER_LEN + bytes);
         body.resize(HEADER_LEN, 0);

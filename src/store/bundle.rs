@@ -252,6 +252,7 @@ impl Bundle {
             return Err(err.into());
         }
         *end += line.len() as u64;
+        super::writeback::start(file, offset, *end);
         batch.write(&full, offset, &line);
         Ok((PAYLOAD_PACK.to_string(), offset))
     }
@@ -272,6 +273,7 @@ impl Bundle {
             return Err(err.into());
         }
         self.log_len = Some(offset + buf.len() as u64);
+        super::writeback::start(&self.log, offset, offset + buf.len() as u64);
         batch.write(&self.dir.join(RAW_EVENT_LOG_FILE_NAME), offset, &buf);
         Ok(())
     }

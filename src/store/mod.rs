@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod seen;
 pub mod spare;
 pub mod wal;
+pub mod writeback;
 
 use std::path::{Path, PathBuf};
 

@@ -27,8 +27,11 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 pub const WAL_DIR_NAME: &str = "wal";
-/// A segment past this size is checkpointed at once.
-pub const SEGMENT_BYTES: u64 = 128 << 20;
+/// A segment past this size is checkpointed at once. Small, so that under load a
+/// checkpoint comes about every second and each has little to write back: a
+/// checkpoint's `syncfs` slows the log's own fsyncs while it runs (with 128 MiB, Exports
+/// waited up to 0.3 s behind it; see BENCHMARKS.md). It also bounds what a restart replays.
+pub const SEGMENT_BYTES: u64 = 16 << 20;
 /// Changes are checkpointed into the bundles at least this often.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 const MAGIC: u32 = 0x5243_574c; // "RCWL"

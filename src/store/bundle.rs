@@ -15,6 +15,7 @@
 
 use super::manifest::{MANIFEST_FILE_NAME, Manifest, PAYLOADS_DIR_NAME, RAW_EVENT_LOG_FILE_NAME};
 use super::wal::WalBatch;
+use super::writeback;
 use crate::normalize::raw_event::RawPayloadRef;
 use crate::normalize::{RawEvent, RawEventPayload};
 use anyhow::{Context, Result};
@@ -29,8 +30,10 @@ pub struct Bundle {
     log: File,
     /// Where the next event line goes (`None`: ask the file, after a failed write).
     log_len: Option<u64>,
+    /// How far the log's writeback has been started.
+    log_writeback: writeback::Cursor,
     /// The payload pack, opened on the first append, and where its next line goes.
-    pack: Option<(File, u64)>,
+    pack: Option<(File, u64, writeback::Cursor)>,
     next_seq: u64,
     next_payload: u64,
 }
@@ -208,6 +211,7 @@ impl Bundle {
                 .open(dir.join(RAW_EVENT_LOG_FILE_NAME))?,
             manifest,
             log_len: None,
+            log_writeback: writeback::Cursor::default(),
             pack: None,
             next_seq: 1,
             next_payload: 1,
@@ -236,12 +240,12 @@ impl Bundle {
         batch: &mut WalBatch,
     ) -> Result<(String, u64)> {
         let full = self.dir.join(PAYLOAD_PACK);
-        let (file, end) = match &mut self.pack {
+        let (file, end, writeback) = match &mut self.pack {
             Some(pack) => pack,
             None => {
                 let file = OpenOptions::new().create(true).append(true).open(&full)?;
                 let end = file.metadata()?.len();
-                self.pack.insert((file, end))
+                self.pack.insert((file, end, writeback::Cursor::default()))
             }
         };
         let offset = *end;
@@ -252,7 +256,7 @@ impl Bundle {
             return Err(err.into());
         }
         *end += line.len() as u64;
-        super::writeback::start(file, offset, *end);
+        writeback.appended(file, *end);
         batch.write(&full, offset, &line);
         Ok((PAYLOAD_PACK.to_string(), offset))
     }
@@ -273,7 +277,8 @@ impl Bundle {
             return Err(err.into());
         }
         self.log_len = Some(offset + buf.len() as u64);
-        super::writeback::start(&self.log, offset, offset + buf.len() as u64);
+        self.log_writeback
+            .appended(&self.log, offset + buf.len() as u64);
         batch.write(&self.dir.join(RAW_EVENT_LOG_FILE_NAME), offset, &buf);
         Ok(())
     }
@@ -335,6 +340,7 @@ impl OpeningBundle {
             manifest: self.manifest,
             log,
             log_len: None,
+            log_writeback: writeback::Cursor::default(),
             pack: None,
             next_seq: last_seq.map(|s| s + 1).unwrap_or(1),
             next_payload,

@@ -1,14 +1,13 @@
-//! Starting the writeback of appended bytes at once, so that the page cache never
+//! Starting the writeback of appended bundle bytes early, so that the page cache never
 //! holds a checkpoint's worth of dirty bundle data.
 //!
-//! Left alone, the kernel keeps appended pages dirty for up to 30 s, so each
-//! checkpoint's `syncfs` (see [`super::file_system_sync`]) wrote seconds of bundle
-//! appends in one burst, and every write-ahead-log fsync meanwhile (which acknowledged
-//! Exports wait for) queued behind that burst: those Exports were the slowest
-//! hundredth. Asking the kernel to start writing each full page as soon as it is
-//! appended spreads that work evenly, so the checkpoint finds little left to write.
-//! Only the start is asked for, never a wait; a failed writeback is reported by the
-//! checkpoint's `syncfs`, which makes the bytes durable either way.
+//! Left alone, the kernel keeps appended pages dirty for up to 30 s, so a checkpoint's
+//! `syncfs` (see [`super::file_system_sync`]) writes everything appended since the last
+//! one in a burst, and the write-ahead log's fsyncs meanwhile (which acknowledged
+//! Exports wait for) queue behind it. Once [`MIN_BATCH`] has been appended to a file,
+//! the kernel is asked to start writing its full pages (`sync_file_range`), which
+//! spreads that work out. Only the start is asked for, never a wait; a failed writeback
+//! is reported by the checkpoint's `syncfs`, which makes the bytes durable either way.
 
 use std::fs::File;
 
@@ -16,9 +15,31 @@ use std::fs::File;
 /// for the next append (or the checkpoint), so it is not written twice.
 const PAGE: u64 = 4096;
 
+/// At least this much must be appended to a file since its last writeback was started
+/// before another is: larger writes cost the kernel less per byte than page-sized ones.
+const MIN_BATCH: u64 = 64 << 10;
+
+/// How far the writeback of a file being appended to has been started.
+#[derive(Debug, Default)]
+pub struct Cursor {
+    started: u64,
+}
+
+impl Cursor {
+    /// After an append that ends at `end`: starts the writeback of what was appended
+    /// since the last one, once that is [`MIN_BATCH`] or more.
+    pub fn appended(&mut self, file: &File, end: u64) {
+        if end.saturating_sub(self.started) < MIN_BATCH {
+            return;
+        }
+        start(file, self.started, end);
+        self.started = end - end % PAGE;
+    }
+}
+
 /// Starts writing back the full pages of the bytes `[from, to)` of `file` (just
 /// appended), without waiting.
-pub fn start(file: &File, from: u64, to: u64) {
+fn start(file: &File, from: u64, to: u64) {
     let Some((first, len)) = full_pages(from, to) else {
         return;
     };
@@ -63,6 +84,23 @@ mod tests {
         assert_eq!(full_pages(4000, 9000), Some((0, 8192)));
         assert_eq!(full_pages(8192, 12288), Some((8192, 4096)));
         assert_eq!(full_pages(9000, 9001), None);
+    }
+
+    #[test]
+    fn writeback_starts_once_a_batch_is_appended_and_from_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::create(dir.path().join("payloads.jsonl")).unwrap();
+        let mut cursor = Cursor::default();
+        cursor.appended(&file, MIN_BATCH - 1);
+        assert_eq!(cursor.started, 0);
+        cursor.appended(&file, MIN_BATCH + 100);
+        assert_eq!(cursor.started, MIN_BATCH);
+        // Not yet a batch since where it stopped.
+        cursor.appended(&file, 2 * MIN_BATCH - 1);
+        assert_eq!(cursor.started, MIN_BATCH);
+        // The partial page left is part of the next batch.
+        cursor.appended(&file, 2 * MIN_BATCH + 5000);
+        assert_eq!(cursor.started, 2 * MIN_BATCH + PAGE);
     }
 
     #[test]

@@ -304,30 +304,53 @@ impl Wal {
 
     /// Moves what the current segment holds into the bundles for good: starts a new
     /// segment, fsyncs every file the old ones changed, deletes them.
+    ///
+    /// The log's state lock is held only to swap segments, never across an fsync, so
+    /// requests are logged (into the new segment) while the old one is synced. That
+    /// sync takes the group commit's turn (`syncing`): no waiter can count an entry of
+    /// the old segment as durable before it is.
     pub fn checkpoint(&self) -> Result<()> {
         let _one = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
-        let (dirty, old_no) = {
+        let next = {
             let mut st = self.lock();
             st.last_checkpoint = Instant::now();
             if st.segment_len == 0 && st.dirty.is_empty() {
                 return Ok(());
             }
-            // Entries of the old segment become durable here, with it.
-            st.segment.sync_data()?;
-            st.synced = st.written;
-            self.synced.notify_all();
-            let next = st.segment_no + 1;
-            let file = File::create(segment_path(&self.dir, next))?;
-            sync_dir(&self.dir)?;
-            let old_no = st.segment_no;
-            st.segment = Arc::new(file);
+            // Only checkpoints change the segment number, and they run one at a time.
+            st.segment_no + 1
+        };
+        let file = File::create(segment_path(&self.dir, next))?;
+        sync_dir(&self.dir)?;
+        let (old, target, dirty) = {
+            let mut st = self.lock();
+            while st.syncing {
+                st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            st.syncing = true;
             st.segment_no = next;
             st.segment_len = 0;
-            (std::mem::take(&mut st.dirty), old_no)
+            (
+                std::mem::replace(&mut st.segment, Arc::new(file)),
+                st.written,
+                std::mem::take(&mut st.dirty),
+            )
         };
+        // Entries of the old segment become durable here, with it.
+        let synced = old.sync_data();
+        {
+            let mut st = self.lock();
+            st.syncing = false;
+            match &synced {
+                Ok(()) => st.synced = st.synced.max(target),
+                Err(err) => st.failed = Some(format!("fsync: {err}")),
+            }
+            self.synced.notify_all();
+        }
+        synced?;
         self.files.sync(&dirty)?;
         for (n, path) in segments(&self.dir)? {
-            if n <= old_no {
+            if n < next {
                 fs::remove_file(path)?;
             }
         }
@@ -524,6 +547,59 @@ mod tests {
         }
         let _wal = Wal::open(root.path()).unwrap();
         assert_eq!(fs::read(&file).unwrap(), b"one\ntwo\n");
+        assert_eq!(segments(&root.path().join(WAL_DIR_NAME)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn checkpoints_while_requests_commit_lose_nothing() {
+        use std::os::unix::fs::FileExt;
+        let root = tempfile::tempdir().unwrap();
+        let wal = Wal::open(root.path()).unwrap();
+        let first_segment = wal.lock().segment_no;
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let checkpointer = s.spawn(|| {
+                let mut checkpoints = 0;
+                while !done.load(Ordering::Relaxed) {
+                    wal.checkpoint().unwrap();
+                    checkpoints += 1;
+                }
+                checkpoints
+            });
+            let writers: Vec<_> = (0..4)
+                .map(|w| {
+                    let wal = &wal;
+                    let path = root.path().join(format!("b{w}/trace.jsonl"));
+                    s.spawn(move || {
+                        fs::create_dir_all(path.parent().unwrap()).unwrap();
+                        let file = File::create(&path).unwrap();
+                        for n in 0..200u64 {
+                            let line = format!("{n:07}\n");
+                            file.write_all_at(line.as_bytes(), n * 8).unwrap();
+                            let mut batch = wal.batch();
+                            batch.write(&path, n * 8, line.as_bytes());
+                            wal.commit(batch).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for writer in writers {
+                writer.join().unwrap();
+            }
+            done.store(true, Ordering::Relaxed);
+            assert!(checkpointer.join().unwrap() > 0);
+        });
+        assert!(wal.lock().segment_no > first_segment);
+        let st = wal.lock();
+        assert_eq!((st.synced, st.syncing), (st.written, false));
+        drop(st);
+        drop(wal);
+        let _reopened = Wal::open(root.path()).unwrap();
+        for w in 0..4 {
+            let lines = fs::read_to_string(root.path().join(format!("b{w}/trace.jsonl"))).unwrap();
+            let expected: String = (0..200).map(|n| format!("{n:07}\n")).collect();
+            assert_eq!(lines, expected);
+        }
         assert_eq!(segments(&root.path().join(WAL_DIR_NAME)).unwrap().len(), 1);
     }
 }

@@ -24,6 +24,7 @@ use crate::reduce::graph::{
     AgentOrigin, CodexTurn, Execution, InferenceCall, RolloutGraph, Thread, ToolCall, ToolCallKind,
     ToolCallSummary, TraceAnchor,
 };
+use crate::reduce::turns::is_provisional_turn_id;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, InstrumentationScope, KeyValue, any_value::Value,
 };
@@ -340,6 +341,9 @@ impl Builder<'_> {
     }
 
     fn turn_span(&self, turn: &CodexTurn) -> Option<Span> {
+        if self.turn_may_be_renamed(Some(&turn.codex_turn_id)) {
+            return None;
+        }
         let closed = self.closed(&turn.execution)?;
         let parent = self.parent_thread_span(&turn.thread_id);
         let mut span = self.base_span(
@@ -398,6 +402,14 @@ impl Builder<'_> {
         Some(span)
     }
 
+    /// Whether spans under `turn_id` must wait: while the rollout runs, a turn known
+    /// only from log records may still be renamed when its spans arrive (Codex exports
+    /// logs and spans in separate batches), and a span sent under the old name would
+    /// stay downstream beside the renamed one, with its calls parented to the old one.
+    fn turn_may_be_renamed(&self, turn_id: Option<&String>) -> bool {
+        !self.rollout_closed() && turn_id.is_some_and(|id| is_provisional_turn_id(id))
+    }
+
     fn parent_thread_span(&self, thread_id: &str) -> Vec<u8> {
         self.span_id(ids::KIND_THREAD, thread_id)
     }
@@ -412,6 +424,9 @@ impl Builder<'_> {
     }
 
     fn chat_span(&self, call: &InferenceCall) -> Option<Span> {
+        if self.turn_may_be_renamed(call.codex_turn_id.as_ref()) {
+            return None;
+        }
         let closed = self.closed(&call.execution)?;
         let thread = self.graph.threads.get(&call.thread_id);
         let model = call
@@ -521,6 +536,9 @@ impl Builder<'_> {
     }
 
     fn tool_span(&self, call: &ToolCall) -> Option<Span> {
+        if self.turn_may_be_renamed(call.started_by_codex_turn_id.as_ref()) {
+            return None;
+        }
         let closed = self.closed(&call.execution)?;
         let tool_name = call
             .tool_name
@@ -978,6 +996,39 @@ mod tests {
             .iter()
             .find(|s| s.name == name)
             .unwrap_or_else(|| panic!("no span {name}"))
+    }
+
+    #[test]
+    fn a_turn_known_only_from_logs_waits_with_its_calls_until_renamed_or_closed() {
+        let provisional = "otel-trace:0af7651916cd43dd8448eb211c80319c".to_string();
+        let mut g = graph();
+        let mut turn = g.codex_turns.remove("turn-1").unwrap();
+        turn.codex_turn_id = provisional.clone();
+        g.codex_turns.insert(provisional.clone(), turn);
+        for call in g.inference_calls.values_mut() {
+            call.codex_turn_id = Some(provisional.clone());
+        }
+        for call in g.tool_calls.values_mut() {
+            call.started_by_codex_turn_id = Some(provisional.clone());
+        }
+        // Running: its spans may arrive and rename it, so nothing under it goes yet.
+        assert!(build_spans(&g, &SpanOptions::default()).is_empty());
+        // Closed: its name is final; the turn and its calls go, parented to it.
+        g.status = "completed".into();
+        let spans = build_spans(&g, &SpanOptions::default());
+        let turn = by_name(&spans, "turn");
+        assert_eq!(
+            turn.span_id,
+            ids::span_id("root-thread", ids::KIND_TURN, &provisional).to_vec()
+        );
+        assert_eq!(
+            by_name(&spans, "chat gpt-5.1-codex").parent_span_id,
+            turn.span_id
+        );
+        assert_eq!(
+            by_name(&spans, "execute_tool exec_command").parent_span_id,
+            turn.span_id
+        );
     }
 
     #[test]

@@ -34,6 +34,18 @@ pub struct Turns {
 /// (wall time in ms, canonical seq).
 type At = (i64, u64);
 
+/// Id prefixes of turns known only from log records: a turn whose spans have not
+/// arrived (yet) is named after its OTLP trace, one without a trace after its prompt.
+/// When the turn's spans arrive, it takes Codex's own turn id instead.
+const PROVISIONAL_BY_TRACE: &str = "otel-trace:";
+const PROVISIONAL_BY_PROMPT: &str = "prompt:";
+
+/// Whether a turn's id may still change: it was named by the reducer, not by Codex
+/// (see [`PROVISIONAL_BY_TRACE`]). Codex's turn ids never take these prefixes.
+pub fn is_provisional_turn_id(turn_id: &str) -> bool {
+    turn_id.starts_with(PROVISIONAL_BY_TRACE) || turn_id.starts_with(PROVISIONAL_BY_PROMPT)
+}
+
 /// How far before a span turn's start a log record may still belong to it (0.80 logs
 /// the prompt just before its `run_turn` span starts).
 const EARLY_SLACK_MS: i64 = 50;
@@ -206,11 +218,11 @@ impl Turns {
         match trace {
             // Spans of this trace have not arrived (yet): the trace stands for the turn.
             Some(trace) => {
-                let id = format!("otel-trace:{trace}");
+                let id = format!("{PROVISIONAL_BY_TRACE}{trace}");
                 Some(self.get_or_open(id, thread, (t, ctx.seq(i)), Some(trace.to_string())))
             }
             None if opens_turn => Some(self.get_or_open(
-                format!("prompt:{thread}:{t}"),
+                format!("{PROVISIONAL_BY_PROMPT}{thread}:{t}"),
                 thread,
                 (t, ctx.seq(i)),
                 None,

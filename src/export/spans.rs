@@ -10,7 +10,9 @@
 //! A sub-agent's thread span is the child of the `execute_tool` span that spawned it
 //! (when the graph knows it), else of the root thread's span. Only *complete* objects
 //! become spans: an object whose execution is no longer `running`, or any object of a
-//! rollout the collector has closed (process exit, idle timeout). Ids come from
+//! rollout the collector has closed (process exit, idle timeout). A turn the reducer
+//! named from log records alone, and its calls, wait until the turn's spans rename it or
+//! the rollout is closed (see `Builder::turn_may_be_renamed`). Ids come from
 //! [`super::ids`], so the same graph always gives the same spans.
 //!
 //! Attributes follow the OpenTelemetry GenAI conventions and OpenInference; facts only

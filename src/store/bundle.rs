@@ -245,7 +245,7 @@ impl Bundle {
             None => {
                 let file = OpenOptions::new().create(true).append(true).open(&full)?;
                 let end = file.metadata()?.len();
-                self.pack.insert((file, end, writeback::Cursor::default()))
+                self.pack.insert((file, end, writeback::Cursor::at(end)))
             }
         };
         let offset = *end;
@@ -270,7 +270,12 @@ impl Bundle {
         let buf = self.numbered_lines(events)?;
         let offset = match self.log_len {
             Some(len) => len,
-            None => self.log.metadata()?.len(),
+            None => {
+                // What the file held before is the checkpoint's to write back.
+                let len = self.log.metadata()?.len();
+                self.log_writeback = writeback::Cursor::at(len);
+                len
+            }
         };
         if let Err(err) = self.log.write_all(&buf) {
             self.log_len = None;

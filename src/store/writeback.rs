@@ -26,6 +26,14 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// For a file opened to append at `len`: what it held already is left to the
+    /// checkpoint (it was written, or handed over, by whoever appended it).
+    pub fn at(len: u64) -> Cursor {
+        Cursor {
+            started: len - len % PAGE,
+        }
+    }
+
     /// After an append that ends at `end`: starts the writeback of what was appended
     /// since the last one, once that is [`MIN_BATCH`] or more.
     pub fn appended(&mut self, file: &File, end: u64) {
@@ -101,6 +109,17 @@ mod tests {
         // The partial page left is part of the next batch.
         cursor.appended(&file, 2 * MIN_BATCH + 5000);
         assert_eq!(cursor.started, 2 * MIN_BATCH + PAGE);
+    }
+
+    #[test]
+    fn a_reopened_file_starts_from_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::create(dir.path().join("trace.jsonl")).unwrap();
+        let mut cursor = Cursor::at(10 * MIN_BATCH + 100);
+        cursor.appended(&file, 10 * MIN_BATCH + 200);
+        assert_eq!(cursor.started, 10 * MIN_BATCH);
+        cursor.appended(&file, 11 * MIN_BATCH + 100);
+        assert_eq!(cursor.started, 11 * MIN_BATCH);
     }
 
     #[test]

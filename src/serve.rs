@@ -80,8 +80,8 @@ impl Server {
     }
 }
 
-/// Tonic answers OUT_OF_RANGE for a message past its decode limit, and INTERNAL for
-/// one that does not decode; OTLP senders expect RESOURCE_EXHAUSTED and INVALID_ARGUMENT.
+/// Tonic answers OUT_OF_RANGE for a message past its decode limit; OTLP senders
+/// expect RESOURCE_EXHAUSTED.
 fn oversized_is_resource_exhausted<B>(mut response: ::http::Response<B>) -> ::http::Response<B> {
     let headers = response.headers_mut();
     let too_large = headers
@@ -90,16 +90,6 @@ fn oversized_is_resource_exhausted<B>(mut response: ::http::Response<B>) -> ::ht
         .is_some_and(|m| m.contains("too%20large") || m.contains("too large"));
     if headers.get("grpc-status").is_some_and(|s| s == "11") && too_large {
         headers.insert("grpc-status", ::http::HeaderValue::from_static("8"));
-    }
-    // tonic-prost answers INTERNAL for a body that does not decode; it is the sender's.
-    let undecodable = headers
-        .get("grpc-message")
-        .and_then(|m| m.to_str().ok())
-        .is_some_and(|m| {
-            m.starts_with("failed%20to%20decode") || m.starts_with("failed to decode")
-        });
-    if headers.get("grpc-status").is_some_and(|s| s == "13") && undecodable {
-        headers.insert("grpc-status", ::http::HeaderValue::from_static("3"));
     }
     response
 }

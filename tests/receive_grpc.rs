@@ -315,6 +315,14 @@ struct CollidingLogsRequest {
 }
 
 async fn send_undecodable(addr: std::net::SocketAddr) -> tonic::Status {
+    send_colliding(
+        addr,
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    )
+    .await
+}
+
+async fn send_colliding(addr: std::net::SocketAddr, path: &'static str) -> tonic::Status {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -326,9 +334,7 @@ async fn send_undecodable(addr: std::net::SocketAddr) -> tonic::Status {
         tonic_prost::ProstCodec::<CollidingLogsRequest, ExportLogsServiceResponse>::default();
     grpc.unary(
         tonic::Request::new(CollidingLogsRequest { resource_logs: 7 }),
-        http::uri::PathAndQuery::from_static(
-            "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-        ),
+        http::uri::PathAndQuery::from_static(path),
         codec,
     )
     .await
@@ -341,14 +347,7 @@ async fn undecodable_message_is_refused_and_the_server_keeps_serving() {
     let server = start(ServeConfig::ephemeral(dir.path())).await.unwrap();
 
     let status = send_undecodable(server.grpc_addr).await;
-    // tonic-prost answers INTERNAL for a decode error (see the ignored test below).
-    assert!(
-        matches!(
-            status.code(),
-            tonic::Code::InvalidArgument | tonic::Code::Internal
-        ),
-        "{status:?}"
-    );
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("decode"), "{status:?}");
     assert!(server.rollout_ids_for_test().is_empty());
     assert_eq!(outside_counts(&server), (0, 0));
@@ -364,11 +363,21 @@ async fn undecodable_message_is_refused_and_the_server_keeps_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undecodable_message_is_invalid_argument() {
+async fn a_method_other_than_export_is_unimplemented() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(ServeConfig::ephemeral(dir.path())).await.unwrap();
-    let status = send_undecodable(server.grpc_addr).await;
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    for path in [
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Exports",
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Other",
+    ] {
+        let status = send_colliding(server.grpc_addr, path).await;
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unimplemented,
+            "{path}: {status:?}"
+        );
+    }
+    assert!(server.rollout_ids_for_test().is_empty());
     server.shutdown().await.unwrap();
 }
 

@@ -232,6 +232,58 @@ async fn protobuf_bodies_are_answered_in_protobuf_and_stored() {
     server.shutdown().await.unwrap();
 }
 
+/// A record's id hashes its protobuf bytes as sent, or, for OTLP/JSON, the record
+/// encoded again: Codex's requests re-sent as JSON are recognised, record by record
+/// (doubles included: JSON numbers are parsed back exactly).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_sent_again_as_json_are_duplicates_of_their_protobuf_selves() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(ServeConfig::ephemeral(dir.path())).await.unwrap();
+    let captured = fixture_requests("tool-call-ok");
+    for request in &captured {
+        let path = format!("/v1/{}", request.kind);
+        let reply = post(
+            &server,
+            &path,
+            Some("application/x-protobuf"),
+            false,
+            request.bytes.clone(),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}: {}", request.file, reply.text());
+    }
+    let counters = &server.ingestor.counters;
+    let stored = counters.records.load(std::sync::atomic::Ordering::SeqCst);
+    let events = read_trace(dir.path(), TOOL_CALL_OK_ROLLOUT).len();
+    assert!(stored > 0);
+    for request in &captured {
+        let decoded =
+            rollout_collector::receive::decode::decode_protobuf(&request.kind, &request.bytes)
+                .expect("a fixture request decodes");
+        let json = match decoded {
+            rollout_collector::receive::decode::ExportRequest::Logs(r) => serde_json::to_vec(&r),
+            rollout_collector::receive::decode::ExportRequest::Traces(r) => serde_json::to_vec(&r),
+            rollout_collector::receive::decode::ExportRequest::Metrics(r) => serde_json::to_vec(&r),
+        }
+        .unwrap();
+        let path = format!("/v1/{}", request.kind);
+        let reply = post(&server, &path, Some("application/json"), false, json).await;
+        assert_eq!(reply.status, 200, "{}: {}", request.file, reply.text());
+    }
+    assert_eq!(
+        counters.records.load(std::sync::atomic::Ordering::SeqCst),
+        stored
+    );
+    assert_eq!(
+        counters
+            .duplicates
+            .load(std::sync::atomic::Ordering::SeqCst),
+        stored
+    );
+    assert_eq!(read_trace(dir.path(), TOOL_CALL_OK_ROLLOUT).len(), events);
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_body_is_accepted_and_answered_in_json() {
     let dir = tempfile::tempdir().unwrap();

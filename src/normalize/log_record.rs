@@ -7,12 +7,12 @@ use super::raw_event::{
 };
 use super::time::{nanos_to_ms, parse_iso8601_ms};
 use super::{
-    Attribution, NormalizedRecord, PendingEvent, Signal, id_hex, record_id, resource_info,
+    Attribution, NormalizedRecord, PendingEvent, RecordIds, Signal, id_hex, resource_info,
 };
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
-pub fn normalize(request: &ExportLogsServiceRequest) -> Vec<NormalizedRecord> {
+pub fn normalize(request: &ExportLogsServiceRequest, mut ids: RecordIds) -> Vec<NormalizedRecord> {
     let mut out = Vec::new();
     for resource_logs in &request.resource_logs {
         let (service_name, service_version, resource_key) =
@@ -25,7 +25,8 @@ pub fn normalize(request: &ExportLogsServiceRequest) -> Vec<NormalizedRecord> {
                 .map(|s| s.name.as_str())
                 .unwrap_or("");
             for record in &scope_logs.log_records {
-                let mut normalized = normalize_record(record, scope, &resource_key);
+                let record_id = ids.next(&resource_key, record);
+                let mut normalized = normalize_record(record, scope, record_id);
                 normalized.attribution.service_name = service_name.clone();
                 normalized.attribution.service_version = service_version.clone();
                 out.push(normalized);
@@ -60,7 +61,7 @@ fn attribute_exit_flush(records: &mut [NormalizedRecord]) {
     }
 }
 
-fn normalize_record(record: &LogRecord, scope: &str, resource_key: &str) -> NormalizedRecord {
+fn normalize_record(record: &LogRecord, scope: &str, record_id: String) -> NormalizedRecord {
     let a = Attributes(&record.attributes);
     let event_name = a
         .non_empty("event.name")
@@ -99,7 +100,7 @@ fn normalize_record(record: &LogRecord, scope: &str, resource_key: &str) -> Norm
     })
     .expect("log evidence serializes");
     NormalizedRecord {
-        record_id: record_id(Signal::Logs, resource_key, record),
+        record_id,
         signal: Signal::Logs,
         attribution: Attribution {
             conversation_id: super::thread_id_attr(

@@ -2,11 +2,14 @@
 
 use super::raw_event::RawEventPayload as P;
 use super::time::nanos_to_ms;
-use super::{Attribution, NormalizedRecord, PendingEvent, Signal, record_id, resource_info};
+use super::{Attribution, NormalizedRecord, PendingEvent, RecordIds, Signal, resource_info};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
 
-pub fn normalize(request: &ExportMetricsServiceRequest) -> Vec<NormalizedRecord> {
+pub fn normalize(
+    request: &ExportMetricsServiceRequest,
+    mut ids: RecordIds,
+) -> Vec<NormalizedRecord> {
     let mut out = Vec::new();
     for resource_metrics in &request.resource_metrics {
         let (service_name, service_version, resource_key) =
@@ -15,7 +18,7 @@ pub fn normalize(request: &ExportMetricsServiceRequest) -> Vec<NormalizedRecord>
             for metric in &scope_metrics.metrics {
                 let (points, time) = points_and_time(metric);
                 out.push(NormalizedRecord {
-                    record_id: record_id(Signal::Metrics, &resource_key, metric),
+                    record_id: ids.next(&resource_key, metric),
                     signal: Signal::Metrics,
                     attribution: Attribution {
                         service_name: service_name.clone(),

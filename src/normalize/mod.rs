@@ -9,6 +9,7 @@ pub mod attributes;
 mod log_record;
 mod metric;
 pub mod raw_event;
+mod record_ids;
 mod span;
 pub mod time;
 pub mod tool_arguments;
@@ -18,10 +19,10 @@ use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
     trace::v1::ExportTraceServiceRequest,
 };
-use prost::Message;
-use sha2::{Digest, Sha256};
+use record_ids::RecordIds;
 
 pub use raw_event::{ExecutionStatus, RawEvent, RawEventPayload, TokenUsage};
+pub use record_ids::SentRecords;
 
 /// Which signal a record came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,25 +93,47 @@ impl NormalizedRecord {
     }
 }
 
-pub fn logs(request: &ExportLogsServiceRequest) -> Vec<NormalizedRecord> {
-    log_record::normalize(request)
+/// `sent`: the request's records as sent ([`SentRecords::find`] of its protobuf), to
+/// hash for their ids; `None` (decoded from JSON) re-encodes each record instead.
+pub fn logs(
+    request: &ExportLogsServiceRequest,
+    sent: Option<&SentRecords>,
+) -> Vec<NormalizedRecord> {
+    let count = request
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum();
+    log_record::normalize(request, RecordIds::new(Signal::Logs, sent, count))
 }
 
-pub fn traces(request: &ExportTraceServiceRequest) -> Vec<NormalizedRecord> {
-    span::normalize(request)
+/// See [`logs`].
+pub fn traces(
+    request: &ExportTraceServiceRequest,
+    sent: Option<&SentRecords>,
+) -> Vec<NormalizedRecord> {
+    let count = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    span::normalize(request, RecordIds::new(Signal::Traces, sent, count))
 }
 
-pub fn metrics(request: &ExportMetricsServiceRequest) -> Vec<NormalizedRecord> {
-    metric::normalize(request)
-}
-
-/// A stable id for a record: the same bytes sent twice give the same id.
-pub(crate) fn record_id<M: Message>(signal: Signal, resource_key: &str, record: &M) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(signal.as_str().as_bytes());
-    hasher.update(resource_key.as_bytes());
-    hasher.update(record.encode_to_vec());
-    hex::encode(&hasher.finalize()[..12])
+/// See [`logs`].
+pub fn metrics(
+    request: &ExportMetricsServiceRequest,
+    sent: Option<&SentRecords>,
+) -> Vec<NormalizedRecord> {
+    let count = request
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .map(|s| s.metrics.len())
+        .sum();
+    metric::normalize(request, RecordIds::new(Signal::Metrics, sent, count))
 }
 
 pub(crate) fn id_hex(bytes: &[u8]) -> Option<String> {

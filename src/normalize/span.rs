@@ -6,7 +6,7 @@ use super::attributes::{Attributes, AttrsJson};
 use super::raw_event::RawEventPayload as P;
 use super::time::nanos_to_ms;
 use super::{
-    Attribution, NormalizedRecord, PendingEvent, Signal, canonical_turn_id, id_hex, record_id,
+    Attribution, NormalizedRecord, PendingEvent, RecordIds, Signal, canonical_turn_id, id_hex,
     resource_info, thread_id_attr,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -21,7 +21,7 @@ const NOT_TOOL_SPANS: &[&str] = &[
     "handle_tool_call_with_source",
 ];
 
-pub fn normalize(request: &ExportTraceServiceRequest) -> Vec<NormalizedRecord> {
+pub fn normalize(request: &ExportTraceServiceRequest, mut ids: RecordIds) -> Vec<NormalizedRecord> {
     let mut out = Vec::new();
     for resource_spans in &request.resource_spans {
         let (service_name, service_version, resource_key) =
@@ -33,7 +33,8 @@ pub fn normalize(request: &ExportTraceServiceRequest) -> Vec<NormalizedRecord> {
                 .map(|s| s.name.as_str())
                 .unwrap_or("");
             for span in &scope_spans.spans {
-                let mut normalized = normalize_span(span, scope, &resource_key);
+                let record_id = ids.next(&resource_key, span);
+                let mut normalized = normalize_span(span, scope, record_id);
                 normalized.attribution.service_name = service_name.clone();
                 normalized.attribution.service_version = service_version.clone();
                 out.push(normalized);
@@ -43,7 +44,7 @@ pub fn normalize(request: &ExportTraceServiceRequest) -> Vec<NormalizedRecord> {
     out
 }
 
-fn normalize_span(span: &Span, scope: &str, resource_key: &str) -> NormalizedRecord {
+fn normalize_span(span: &Span, scope: &str, record_id: String) -> NormalizedRecord {
     let a = Attributes(&span.attributes);
     let trace_id = id_hex(&span.trace_id);
     let start = nanos_to_ms(span.start_time_unix_nano);
@@ -154,7 +155,7 @@ fn normalize_span(span: &Span, scope: &str, resource_key: &str) -> NormalizedRec
     })
     .expect("span evidence serializes");
     NormalizedRecord {
-        record_id: record_id(Signal::Traces, resource_key, span),
+        record_id,
         signal: Signal::Traces,
         attribution: Attribution {
             conversation_id,

@@ -1,33 +1,125 @@
-//! OTLP/gRPC: the Logs, Trace and Metrics services, gzip accepted, message size
-//! limited. Errors: INVALID_ARGUMENT for what does not decode (tonic),
-//! RESOURCE_EXHAUSTED for an oversized message or when the collector is busy,
-//! UNAVAILABLE when storage fails.
+//! OTLP/gRPC: the Logs, Trace and Metrics services' `Export`, gzip accepted, message
+//! size limited. Errors: INVALID_ARGUMENT for what does not decode, RESOURCE_EXHAUSTED
+//! for an oversized message or when the collector is busy, UNAVAILABLE when storage
+//! fails.
+//!
+//! The services are served by hand rather than through tonic's generated servers, so
+//! that a request reaches the ingest path as the protobuf it was sent as: it is
+//! decoded there, off the server's threads, its size is its length, each record's id
+//! hashes its own bytes, and `--forward-endpoint` passes on those bytes untouched.
 
-use super::decode::ExportRequest;
+use super::decode::Received;
 use super::ingest::{IngestError, Ingestor, warning};
+use crate::normalize::Signal;
+use bytes::{Buf, Bytes};
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-    logs_service_server::{LogsService, LogsServiceServer},
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-    metrics_service_server::{MetricsService, MetricsServiceServer},
-};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-    trace_service_server::{TraceService, TraceServiceServer},
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
-use prost::Message;
-use tonic::codec::CompressionEncoding;
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::task::{Context, Poll};
+use tonic::codec::{
+    BufferSettings, Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings,
+};
+use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
+use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
-#[derive(Clone)]
-pub struct OtlpGrpc {
+/// One OTLP service: its name, its signal and its answer.
+pub trait OtlpService: Send + Sync + 'static {
+    const NAME: &'static str;
+    const SIGNAL: Signal;
+    type Response: prost::Message + Default + Send + 'static;
+    /// The answer to a stored request, with `warning` as its partial success message
+    /// (none when empty).
+    fn response(warning: String) -> Self::Response;
+}
+
+pub struct Logs;
+pub struct Traces;
+pub struct Metrics;
+
+impl OtlpService for Logs {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const SIGNAL: Signal = Signal::Logs;
+    type Response = ExportLogsServiceResponse;
+    fn response(warning: String) -> Self::Response {
+        ExportLogsServiceResponse {
+            partial_success: (!warning.is_empty()).then_some(ExportLogsPartialSuccess {
+                rejected_log_records: 0,
+                error_message: warning,
+            }),
+        }
+    }
+}
+
+impl OtlpService for Traces {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const SIGNAL: Signal = Signal::Traces;
+    type Response = ExportTraceServiceResponse;
+    fn response(warning: String) -> Self::Response {
+        ExportTraceServiceResponse {
+            partial_success: (!warning.is_empty()).then_some(ExportTracePartialSuccess {
+                rejected_spans: 0,
+                error_message: warning,
+            }),
+        }
+    }
+}
+
+impl OtlpService for Metrics {
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const SIGNAL: Signal = Signal::Metrics;
+    type Response = ExportMetricsServiceResponse;
+    fn response(_warning: String) -> Self::Response {
+        ExportMetricsServiceResponse {
+            partial_success: None,
+        }
+    }
+}
+
+/// A tonic service answering `<S::NAME>/Export`.
+pub struct ExportServer<S> {
     ingestor: Ingestor,
+    /// tonic refuses a message past this before it reaches us (twice our own limit, so
+    /// that a message just over ours gets our RESOURCE_EXHAUSTED naming the limit).
+    hard_limit: usize,
+    service: PhantomData<fn() -> S>,
+}
+
+impl<S> ExportServer<S> {
+    fn new(ingestor: Ingestor) -> Self {
+        ExportServer {
+            hard_limit: ingestor.max_message_bytes.saturating_mul(2),
+            ingestor,
+            service: PhantomData,
+        }
+    }
+}
+
+impl<S> Clone for ExportServer<S> {
+    fn clone(&self) -> Self {
+        ExportServer {
+            ingestor: self.ingestor.clone(),
+            hard_limit: self.hard_limit,
+            service: PhantomData,
+        }
+    }
+}
+
+impl<S: OtlpService> NamedService for ExportServer<S> {
+    const NAME: &'static str = S::NAME;
 }
 
 fn status_of(err: IngestError) -> Status {
     match err {
+        IngestError::Undecodable(message) => {
+            Status::invalid_argument(format!("failed to decode the Export request: {message}"))
+        }
         IngestError::Busy | IngestError::ForwardQueueFull(_) => {
             Status::resource_exhausted(err.to_string())
         }
@@ -35,107 +127,113 @@ fn status_of(err: IngestError) -> Status {
     }
 }
 
-impl OtlpGrpc {
-    fn check_size<M: Message>(&self, message: &M) -> Result<(), Status> {
-        let len = message.encoded_len();
-        if len > self.ingestor.max_message_bytes {
-            return Err(Status::resource_exhausted(format!(
-                "message of {len} bytes is over the limit of {} bytes (--max-message-bytes)",
-                self.ingestor.max_message_bytes
-            )));
+impl<S: OtlpService, B> Service<http::Request<B>> for ExportServer<S>
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let method = path.strip_prefix('/').and_then(|p| p.strip_prefix(S::NAME));
+        if method != Some("/Export") {
+            return Box::pin(async { Ok(Status::unimplemented("").into_http()) });
         }
-        Ok(())
+        let export = Export::<S> {
+            ingestor: self.ingestor.clone(),
+            service: PhantomData,
+        };
+        let hard_limit = self.hard_limit;
+        Box::pin(async move {
+            let mut gzip = EnabledCompressionEncodings::default();
+            gzip.enable(CompressionEncoding::Gzip);
+            let mut grpc = Grpc::new(ProtobufAsSent::<S::Response>(PhantomData))
+                .apply_compression_config(gzip, gzip)
+                .apply_max_message_size_config(Some(hard_limit), None);
+            Ok(grpc.unary(export, request).await)
+        })
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let request = request.into_inner();
-        self.check_size(&request)?;
-        let report = self
-            .ingestor
-            .ingest(ExportRequest::Logs(request))
-            .await
-            .map_err(status_of)?;
-        let message = warning(&report);
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: (!message.is_empty()).then_some(ExportLogsPartialSuccess {
-                rejected_log_records: 0,
-                error_message: message,
-            }),
-        }))
+/// One `Export` call.
+struct Export<S> {
+    ingestor: Ingestor,
+    service: PhantomData<fn() -> S>,
+}
+
+impl<S: OtlpService> UnaryService<Bytes> for Export<S> {
+    type Response = S::Response;
+    type Future = BoxFuture<Response<S::Response>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let ingestor = self.ingestor.clone();
+        Box::pin(async move {
+            let body = request.into_inner();
+            if body.len() > ingestor.max_message_bytes {
+                return Err(Status::resource_exhausted(format!(
+                    "message of {} bytes is over the limit of {} bytes (--max-message-bytes)",
+                    body.len(),
+                    ingestor.max_message_bytes
+                )));
+            }
+            let report = ingestor
+                .ingest(Received::Protobuf(S::SIGNAL, body))
+                .await
+                .map_err(status_of)?;
+            Ok(Response::new(S::response(warning(&report))))
+        })
     }
 }
 
-#[tonic::async_trait]
-impl TraceService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let request = request.into_inner();
-        self.check_size(&request)?;
-        let report = self
-            .ingestor
-            .ingest(ExportRequest::Traces(request))
-            .await
-            .map_err(status_of)?;
-        let message = warning(&report);
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: (!message.is_empty()).then_some(ExportTracePartialSuccess {
-                rejected_spans: 0,
-                error_message: message,
-            }),
-        }))
+/// Requests are taken as their protobuf bytes (decompressed, not decoded); answers
+/// are encoded by prost.
+struct ProtobufAsSent<R>(PhantomData<fn() -> R>);
+
+impl<R: prost::Message + Send + 'static> Codec for ProtobufAsSent<R> {
+    type Encode = R;
+    type Decode = Bytes;
+    type Encoder = tonic_prost::ProstEncoder<R>;
+    type Decoder = Undecoded;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::new(BufferSettings::default())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        Undecoded
     }
 }
 
-#[tonic::async_trait]
-impl MetricsService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let request = request.into_inner();
-        self.check_size(&request)?;
-        self.ingestor
-            .ingest(ExportRequest::Metrics(request))
-            .await
-            .map_err(status_of)?;
-        Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: None::<ExportMetricsPartialSuccess>,
-        }))
+struct Undecoded;
+
+impl Decoder for Undecoded {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        // The message's own bytes, split off tonic's buffer (not copied).
+        Ok(Some(buf.copy_to_bytes(buf.remaining())))
     }
 }
 
-/// The three OTLP services, ready to add to a tonic router. tonic's own decode limit
-/// is set above ours so that an oversized message gets our RESOURCE_EXHAUSTED answer
-/// naming the limit; beyond twice the limit tonic refuses it before decoding.
+/// The three OTLP services, ready to add to a tonic router.
 pub fn services(
     ingestor: Ingestor,
 ) -> (
-    LogsServiceServer<OtlpGrpc>,
-    TraceServiceServer<OtlpGrpc>,
-    MetricsServiceServer<OtlpGrpc>,
+    ExportServer<Logs>,
+    ExportServer<Traces>,
+    ExportServer<Metrics>,
 ) {
-    let hard_limit = ingestor.max_message_bytes.saturating_mul(2);
-    let svc = OtlpGrpc { ingestor };
     (
-        LogsServiceServer::new(svc.clone())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(hard_limit),
-        TraceServiceServer::new(svc.clone())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(hard_limit),
-        MetricsServiceServer::new(svc)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(hard_limit),
+        ExportServer::new(ingestor.clone()),
+        ExportServer::new(ingestor.clone()),
+        ExportServer::new(ingestor),
     )
 }

@@ -3,8 +3,9 @@
 //! Errors: 400 for a body that does not decode, 413 over the size limit, 415 for
 //! another content type, 429 when the collector is busy, 503 when storage fails.
 
-use super::decode::{decode_json, decode_protobuf};
+use super::decode::{Received, decode_json};
 use super::ingest::{IngestError, Ingestor, warning};
+use crate::normalize::Signal;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -25,15 +26,15 @@ pub fn router(ingestor: Ingestor) -> Router {
     Router::new()
         .route(
             "/v1/logs",
-            post(|s: State<Ingestor>, r: Request| export("logs", s, r)),
+            post(|s: State<Ingestor>, r: Request| export(Signal::Logs, s, r)),
         )
         .route(
             "/v1/traces",
-            post(|s: State<Ingestor>, r: Request| export("traces", s, r)),
+            post(|s: State<Ingestor>, r: Request| export(Signal::Traces, s, r)),
         )
         .route(
             "/v1/metrics",
-            post(|s: State<Ingestor>, r: Request| export("metrics", s, r)),
+            post(|s: State<Ingestor>, r: Request| export(Signal::Metrics, s, r)),
         )
         .with_state(ingestor)
 }
@@ -53,11 +54,8 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
-async fn export(
-    kind: &'static str,
-    State(ingestor): State<Ingestor>,
-    request: Request,
-) -> Response {
+async fn export(signal: Signal, State(ingestor): State<Ingestor>, request: Request) -> Response {
+    let kind = signal.as_str();
     let headers = request.headers().clone();
     let encoding = match content_type(&headers).as_deref() {
         Some("application/x-protobuf") | Some("application/protobuf") => Encoding::Protobuf,
@@ -76,16 +74,17 @@ async fn export(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let decoded = match encoding {
-        Encoding::Protobuf => decode_protobuf(kind, &body),
-        Encoding::Json => decode_json(kind, &body),
-    };
-    let request = match decoded {
-        Ok(request) => request,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    let request = match encoding {
+        // Decoded by the ingest path, off the server's threads.
+        Encoding::Protobuf => Received::Protobuf(signal, body),
+        Encoding::Json => match decode_json(kind, &body) {
+            Ok(request) => Received::Decoded(request),
+            Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        },
     };
     match ingestor.ingest(request).await {
         Ok(report) => success(kind, encoding, warning(&report)),
+        Err(IngestError::Undecodable(message)) => error(StatusCode::BAD_REQUEST, message),
         Err(err @ (IngestError::Busy | IngestError::ForwardQueueFull(_))) => {
             let mut response = error(StatusCode::TOO_MANY_REQUESTS, err.to_string());
             response

@@ -9,13 +9,14 @@
 //! lock is never contended by requests (no thread holding it is preempted by another
 //! waiting for it), and one fsync serves every request that arrived meanwhile.
 
-use super::decode::ExportRequest;
+use super::decode::Received;
 use crate::changes::RolloutChanges;
 use crate::collector::{Collector, IngestReport};
 use crate::export::Forwarder;
 use crate::export::queue::QueueError;
 use crate::normalize::{NormalizedRecord, Signal};
 use crate::store::wal::{Ticket, Wal};
+use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, Weak};
@@ -26,6 +27,9 @@ const MAX_REQUESTS_PER_ROUND: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    /// The request does not decode: INVALID_ARGUMENT / 400, not to be sent again.
+    #[error("{0}")]
+    Undecodable(String),
     // Busy and ForwardQueueFull answer RESOURCE_EXHAUSTED / 429: the sender retries.
     /// Too many requests are waiting for storage: the sender should retry.
     #[error("the collector is busy storing earlier requests; retry later")]
@@ -67,7 +71,7 @@ pub struct Ingestor {
 struct StoreJob {
     records: Vec<NormalizedRecord>,
     /// The request as received, to forward (`--forward-endpoint`).
-    forward: Option<(Arc<Forwarder>, Signal, Vec<u8>)>,
+    forward: Option<(Arc<Forwarder>, Signal, Bytes)>,
     answer: Answer,
 }
 
@@ -105,8 +109,8 @@ impl Ingestor {
         self.max_pending_requests - self.permits.available_permits()
     }
 
-    /// Stores a request; returns once its events are durable.
-    pub async fn ingest(&self, request: ExportRequest) -> Result<IngestReport, IngestError> {
+    /// Decodes, normalizes and stores a request; returns once its events are durable.
+    pub async fn ingest(&self, request: Received) -> Result<IngestReport, IngestError> {
         let Ok(_permit) = self.permits.clone().try_acquire_owned() else {
             self.counters
                 .rejected_requests
@@ -114,14 +118,16 @@ impl Ingestor {
             return Err(IngestError::Busy);
         };
         let forwarder = self.forwarder.clone();
+        // Decoded and normalized here, in parallel (tokio's blocking pool), not on the
+        // server's threads nor by the storer.
         let job = tokio::task::spawn_blocking(move || {
-            let records = request.normalize();
-            // Encoded here, in parallel, not by the storer (only needed when forwarding).
-            let forward = forwarder.map(|f| (f, request.signal(), request.encode()));
-            (records, forward)
+            let (records, signal, protobuf) = request.normalize(forwarder.is_some())?;
+            let forward = forwarder.zip(protobuf).map(|(f, body)| (f, signal, body));
+            Ok((records, forward))
         })
         .await
-        .map_err(|e| IngestError::Storage(e.to_string()))?;
+        .map_err(|e| IngestError::Storage(e.to_string()))?
+        .map_err(IngestError::Undecodable)?;
         let (answer, answered) = oneshot::channel();
         let (records, forward) = job;
         self.to_storer
@@ -241,7 +247,7 @@ fn store_rounds(
 fn store_one(
     collector: &mut Collector,
     records: Vec<NormalizedRecord>,
-    forward: Option<(Arc<Forwarder>, Signal, Vec<u8>)>,
+    forward: Option<(Arc<Forwarder>, Signal, Bytes)>,
 ) -> Result<IngestReport, IngestError> {
     // Forwarded first: a request refused because the forward queue is full is stored
     // and forwarded when sent again. One re-sent whole (all its records stored

@@ -1,7 +1,8 @@
-//! The one path every receiver takes: normalize, then store durably through the
-//! collector, with a bound on requests waiting for storage (backpressure).
+//! The one path every receiver takes: decode, normalize, then store durably through
+//! the collector, with a bound on requests waiting for storage (backpressure).
 //!
-//! Requests are normalized in parallel (tokio's blocking pool), then stored by one
+//! Requests are decoded (protobuf as it was sent, see [`Received`]) and normalized in
+//! parallel (tokio's blocking pool), then stored by one
 //! thread, the storer, which takes every request waiting, stores them all under a
 //! single hold of the collector lock and logs them as one write-ahead-log entry. A
 //! second thread, the syncer, waits for that entry to be fsynced and answers the

@@ -208,12 +208,15 @@ impl ForwardArgs {
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options (overridden by `$_RJEM_MALLOC_CONF`): freed memory goes back to
-/// the system within a second, by a background thread, from two arenas (the
+/// the system within a quarter of a second, by a background thread, from two arenas (the
 /// collector's work is one storer plus short normalize tasks, not many busy threads).
+/// A quarter of a second rather than one: with sessions coming and going, peak RSS was
+/// 2.3 MiB lower and CPU the same; returning memory at once (0) cost a third more CPU
+/// (BENCHMARKS.md, session 9).
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static malloc_conf: &[u8] =
-    b"background_thread:true,narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+    b"background_thread:true,narenas:2,dirty_decay_ms:250,muzzy_decay_ms:0\0";
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()

@@ -25,8 +25,8 @@ pub struct SentRecords<'a>(Vec<&'a [u8]>);
 impl<'a> SentRecords<'a> {
     /// Walks `wire`, a protobuf Export request of any signal: its field 1 (the
     /// resource's records), their field 2 (the scope's records), and their field 2
-    /// (the log records, spans or metrics). `None` if the wire format does not allow
-    /// the walk (the request then does not decode either).
+    /// (the log records, spans or metrics). `None` if the walk cannot read the wire
+    /// format (it is broken, or uses groups): each record is then encoded again.
     pub fn find(wire: &'a [u8]) -> Option<SentRecords<'a>> {
         let mut records = Vec::new();
         for resource in fields(wire, 1) {

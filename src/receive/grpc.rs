@@ -144,7 +144,9 @@ where
         let path = request.uri().path();
         let method = path.strip_prefix('/').and_then(|p| p.strip_prefix(S::NAME));
         if method != Some("/Export") {
-            return Box::pin(async { Ok(Status::unimplemented("").into_http()) });
+            return Box::pin(async {
+                Ok(Status::unimplemented("only the Export method is served").into_http())
+            });
         }
         let export = Export::<S> {
             ingestor: self.ingestor.clone(),

@@ -8,16 +8,19 @@
 //! decoded there, off the server's threads, its size is its length, each record's id
 //! hashes its own bytes, and `--forward-endpoint` passes on those bytes untouched.
 
+use super::answer::ExportAnswer;
 use super::decode::Received;
 use super::ingest::{IngestError, Ingestor, warning};
 use crate::normalize::Signal;
 use bytes::{Buf, Bytes};
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceResponse,
+    ExportLogsServiceResponse, logs_service_server,
 };
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceResponse, metrics_service_server,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceResponse,
+    ExportTraceServiceResponse, trace_service_server,
 };
 use std::convert::Infallible;
 use std::marker::PhantomData;
@@ -33,10 +36,7 @@ use tonic::{Request, Response, Status};
 pub trait OtlpService: Send + Sync + 'static {
     const NAME: &'static str;
     const SIGNAL: Signal;
-    type Response: prost::Message + Default + Send + 'static;
-    /// The answer to a stored request, with `warning` as its partial success message
-    /// (none when empty).
-    fn response(warning: String) -> Self::Response;
+    type Response: ExportAnswer;
 }
 
 pub struct Logs;
@@ -44,42 +44,21 @@ pub struct Traces;
 pub struct Metrics;
 
 impl OtlpService for Logs {
-    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const NAME: &'static str = logs_service_server::SERVICE_NAME;
     const SIGNAL: Signal = Signal::Logs;
     type Response = ExportLogsServiceResponse;
-    fn response(warning: String) -> Self::Response {
-        ExportLogsServiceResponse {
-            partial_success: (!warning.is_empty()).then_some(ExportLogsPartialSuccess {
-                rejected_log_records: 0,
-                error_message: warning,
-            }),
-        }
-    }
 }
 
 impl OtlpService for Traces {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const NAME: &'static str = trace_service_server::SERVICE_NAME;
     const SIGNAL: Signal = Signal::Traces;
     type Response = ExportTraceServiceResponse;
-    fn response(warning: String) -> Self::Response {
-        ExportTraceServiceResponse {
-            partial_success: (!warning.is_empty()).then_some(ExportTracePartialSuccess {
-                rejected_spans: 0,
-                error_message: warning,
-            }),
-        }
-    }
 }
 
 impl OtlpService for Metrics {
-    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const NAME: &'static str = metrics_service_server::SERVICE_NAME;
     const SIGNAL: Signal = Signal::Metrics;
     type Response = ExportMetricsServiceResponse;
-    fn response(_warning: String) -> Self::Response {
-        ExportMetricsServiceResponse {
-            partial_success: None,
-        }
-    }
 }
 
 /// A tonic service answering `<S::NAME>/Export`.
@@ -189,7 +168,7 @@ impl<S: OtlpService> UnaryService<Bytes> for Export<S> {
                 .ingest(Received::Protobuf(S::SIGNAL, body))
                 .await
                 .map_err(status_of)?;
-            Ok(Response::new(S::response(warning(&report))))
+            Ok(Response::new(S::Response::with_warning(warning(&report))))
         })
     }
 }

@@ -3,6 +3,7 @@
 //! Errors: 400 for a body that does not decode, 413 over the size limit, 415 for
 //! another content type, 429 when the collector is busy, 503 when storage fails.
 
+use super::answer::ExportAnswer;
 use super::decode::{Received, decode_json};
 use super::ingest::{IngestError, Ingestor, warning};
 use crate::normalize::Signal;
@@ -12,14 +13,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceResponse,
-};
-use prost::Message;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use std::io::Read;
 
 pub fn router(ingestor: Ingestor) -> Router {
@@ -83,7 +79,7 @@ async fn export(signal: Signal, State(ingestor): State<Ingestor>, request: Reque
         },
     };
     match ingestor.ingest(request).await {
-        Ok(report) => success(kind, encoding, warning(&report)),
+        Ok(report) => success(signal, encoding, warning(&report)),
         Err(IngestError::Undecodable(message)) => error(StatusCode::BAD_REQUEST, message),
         Err(err @ (IngestError::Busy | IngestError::ForwardQueueFull(_))) => {
             let mut response = error(StatusCode::TOO_MANY_REQUESTS, err.to_string());
@@ -137,40 +133,27 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     Ok(Bytes::from(out))
 }
 
-fn success(kind: &str, encoding: Encoding, warning: String) -> Response {
-    let (bytes, json) = match kind {
-        "logs" => {
-            let r = ExportLogsServiceResponse {
-                partial_success: (!warning.is_empty()).then(|| ExportLogsPartialSuccess {
-                    rejected_log_records: 0,
-                    error_message: warning.clone(),
-                }),
-            };
-            (r.encode_to_vec(), serde_json::to_vec(&r))
-        }
-        "traces" => {
-            let r = ExportTraceServiceResponse {
-                partial_success: (!warning.is_empty()).then(|| ExportTracePartialSuccess {
-                    rejected_spans: 0,
-                    error_message: warning.clone(),
-                }),
-            };
-            (r.encode_to_vec(), serde_json::to_vec(&r))
-        }
-        _ => {
-            let r = ExportMetricsServiceResponse {
-                partial_success: None,
-            };
-            (r.encode_to_vec(), serde_json::to_vec(&r))
-        }
-    };
+fn success(signal: Signal, encoding: Encoding, warning: String) -> Response {
+    match signal {
+        Signal::Logs => answer(ExportLogsServiceResponse::with_warning(warning), encoding),
+        Signal::Traces => answer(ExportTraceServiceResponse::with_warning(warning), encoding),
+        Signal::Metrics => answer(
+            ExportMetricsServiceResponse::with_warning(warning),
+            encoding,
+        ),
+    }
+}
+
+fn answer<R: ExportAnswer>(response: R, encoding: Encoding) -> Response {
     match encoding {
-        Encoding::Protobuf => {
-            ([(header::CONTENT_TYPE, "application/x-protobuf")], bytes).into_response()
-        }
+        Encoding::Protobuf => (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            response.encode_to_vec(),
+        )
+            .into_response(),
         Encoding::Json => (
             [(header::CONTENT_TYPE, "application/json")],
-            json.unwrap_or_else(|_| b"{}".to_vec()),
+            serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()),
         )
             .into_response(),
     }

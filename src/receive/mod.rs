@@ -2,6 +2,7 @@
 //! files ([`import`]). Every path decodes, normalizes and hands records to the
 //! collector through [`ingest`], answering only once they are stored.
 
+pub mod answer;
 pub mod decode;
 pub mod grpc;
 pub mod http;

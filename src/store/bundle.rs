@@ -14,6 +14,7 @@
 //! the ids replay indexes are read from them (see [`OpeningBundle::replay`]).
 
 use super::manifest::{MANIFEST_FILE_NAME, Manifest, PAYLOADS_DIR_NAME, RAW_EVENT_LOG_FILE_NAME};
+use super::spare::Spare;
 use super::wal::WalBatch;
 use super::writeback;
 use crate::normalize::raw_event::RawPayloadRef;
@@ -178,54 +179,66 @@ impl Bundle {
     /// Creates a new bundle (manifest and empty log) without an fsync; the changes go
     /// to `batch`, the write-ahead log makes them durable. With a `spare` (an empty
     /// bundle made ahead, see [`super::spare`]) the bundle is that spare renamed into
-    /// place, and no file is created here.
+    /// place, with its files already open: no file is created or opened here.
     pub fn create(
         dir: &Path,
         rollout_id: &str,
         started_at_unix_ms: i64,
-        spare: Option<PathBuf>,
+        spare: Option<Spare>,
         batch: &mut WalBatch,
     ) -> Result<Bundle> {
-        let from_spare = spare.is_some_and(|spare| match fs::rename(&spare, dir) {
-            Ok(()) => true,
+        let spare = spare.and_then(|spare| match fs::rename(&spare.dir, dir) {
+            Ok(()) => Some(spare),
             Err(err) => {
                 // A folder already there (a bundle whose creation was never logged).
                 tracing::debug!(%err, dir = %dir.display(), "spare bundle not used");
-                let _ = fs::remove_dir_all(&spare);
-                false
+                let _ = fs::remove_dir_all(&spare.dir);
+                None
             }
         });
-        if !from_spare {
+        if spare.is_none() {
             fs::create_dir_all(dir)?;
         }
         if let Some(parent) = dir.parent() {
             batch.created_in(parent);
         }
         batch.created_in(dir);
-        let manifest = Manifest::new(rollout_id, started_at_unix_ms);
+        // The spare's files are still open after the rename: no path is opened here.
+        let (log, pack, spare_manifest) = match spare {
+            Some(spare) => (
+                spare.log,
+                Some((spare.pack, 0, writeback::Cursor::default())),
+                Some(spare.manifest),
+            ),
+            None => {
+                let log = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(RAW_EVENT_LOG_FILE_NAME))?;
+                (log, None, None)
+            }
+        };
         let bundle = Bundle {
             dir: dir.to_path_buf(),
-            log: OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join(RAW_EVENT_LOG_FILE_NAME))?,
-            manifest,
+            log,
+            manifest: Manifest::new(rollout_id, started_at_unix_ms),
             log_len: None,
             log_writeback: writeback::Cursor::default(),
-            pack: None,
+            pack,
             next_seq: 1,
             next_payload: 1,
         };
-        if from_spare {
-            // The spare's manifest is empty: written in place, no new file. A crash
-            // before the log entry is durable leaves it unreadable, which
-            // `Bundle::opening` takes as a bundle never acknowledged.
-            let path = dir.join(MANIFEST_FILE_NAME);
-            let bytes = serde_json::to_vec_pretty(&bundle.manifest)?;
-            fs::write(&path, &bytes)?;
-            batch.replace(&path, &bytes);
-        } else {
-            bundle.save_manifest_logged(batch)?;
+        match spare_manifest {
+            Some(file) => {
+                // The spare's manifest is empty: written in place, no new file. A crash
+                // before the log entry is durable leaves it unreadable, which
+                // `Bundle::opening` takes as a bundle never acknowledged.
+                use std::os::unix::fs::FileExt;
+                let bytes = serde_json::to_vec_pretty(&bundle.manifest)?;
+                file.write_all_at(&bytes, 0)?;
+                batch.replace(&dir.join(MANIFEST_FILE_NAME), &bytes);
+            }
+            None => bundle.save_manifest_logged(batch)?,
         }
         Ok(bundle)
     }
@@ -609,6 +622,37 @@ mod tests {
                 ),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_bundle_from_a_spare_writes_through_the_spares_open_files() {
+        use crate::store::spare::SpareBundles;
+        use crate::store::wal::Wal;
+        let root = tempfile::tempdir().unwrap();
+        let spares = SpareBundles::start(root.path()).unwrap();
+        let wal = Wal::open(root.path()).unwrap();
+        let spare = spares.take_when_ready();
+        let spare_dir = spare.dir.clone();
+        let dir = root.path().join("rollouts").join("r");
+        fs::create_dir_all(root.path().join("rollouts")).unwrap();
+
+        let mut batch = wal.batch();
+        let mut bundle = Bundle::create(&dir, "r", 7, Some(spare), &mut batch).unwrap();
+        let mut written = events()[..20].to_vec();
+        bundle.append_events(&mut written, &mut batch).unwrap();
+        let (pack, offset) = bundle.append_payload(b"[1]".to_vec(), &mut batch).unwrap();
+        wal.commit(batch).unwrap();
+        drop(bundle);
+
+        assert!(!spare_dir.exists(), "the spare was not renamed into place");
+        assert_eq!(
+            read_events(&dir.join(RAW_EVENT_LOG_FILE_NAME)).unwrap(),
+            written
+        );
+        assert_eq!((pack.as_str(), offset), (PAYLOAD_PACK, 0));
+        assert_eq!(fs::read(dir.join(PAYLOAD_PACK)).unwrap(), b"[1]\n");
+        let opening = Bundle::opening(&dir, "other", 0).unwrap();
+        assert_eq!(opening.manifest, Manifest::new("r", 7));
     }
 
     #[test]

@@ -7,11 +7,16 @@
 //! spare, `spare-bundles/<n>/` with an empty `trace.jsonl`, `payloads.jsonl` and
 //! `manifest.json`, and renames it into place; the thread makes the next one.
 //!
+//! A spare comes with its three files already open (they stay open across the
+//! rename), so the storer opens no file by path for a new session: on a busy file
+//! system such an open (of a file that exists, with `O_TRUNC`) was seen to stall as
+//! long as the creations here (BENCHMARKS.md, sessions 10 and 11).
+//!
 //! Spares hold no data: the folder is emptied when the data directory is opened.
 
 use super::bundle::PAYLOAD_PACK;
 use super::manifest::{MANIFEST_FILE_NAME, RAW_EVENT_LOG_FILE_NAME};
-use std::fs;
+use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -34,8 +39,19 @@ struct Shared {
     made: Condvar,
 }
 
+/// A spare bundle directory and its files, open to write.
+pub struct Spare {
+    pub dir: PathBuf,
+    /// `trace.jsonl`, open to append.
+    pub log: File,
+    /// The payload pack, open to append.
+    pub pack: File,
+    /// `manifest.json`, open to write.
+    pub manifest: File,
+}
+
 struct State {
-    ready: Vec<PathBuf>,
+    ready: Vec<Spare>,
     next: u64,
     stopped: bool,
 }
@@ -71,8 +87,8 @@ impl SpareBundles {
         self.shared.lock()
     }
 
-    /// A ready spare directory, if there is one (the caller renames it away).
-    pub fn take(&self) -> Option<PathBuf> {
+    /// A ready spare, if there is one (the caller renames it away).
+    pub fn take(&self) -> Option<Spare> {
         let spare = self.state().ready.pop();
         self.shared.wanted.notify_one();
         spare
@@ -80,7 +96,7 @@ impl SpareBundles {
 
     /// Waits until a spare is ready, then takes it.
     #[cfg(test)]
-    pub fn take_when_ready(&self) -> PathBuf {
+    pub fn take_when_ready(&self) -> Spare {
         let mut state = self.state();
         loop {
             if let Some(spare) = state.ready.pop() {
@@ -127,8 +143,8 @@ fn refill(shared: &Shared, dir: &Path) {
         };
         let path = dir.join(n.to_string());
         match make_spare(&path) {
-            Ok(()) => {
-                shared.lock().ready.push(path);
+            Ok(spare) => {
+                shared.lock().ready.push(spare);
                 shared.made.notify_all();
             }
             Err(err) => {
@@ -147,12 +163,20 @@ fn refill(shared: &Shared, dir: &Path) {
     }
 }
 
-fn make_spare(path: &Path) -> std::io::Result<()> {
+fn make_spare(path: &Path) -> std::io::Result<Spare> {
     fs::create_dir(path)?;
-    for name in [RAW_EVENT_LOG_FILE_NAME, PAYLOAD_PACK, MANIFEST_FILE_NAME] {
-        fs::File::create(path.join(name))?;
-    }
-    Ok(())
+    let append = |name: &str| {
+        OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(path.join(name))
+    };
+    Ok(Spare {
+        log: append(RAW_EVENT_LOG_FILE_NAME)?,
+        pack: append(PAYLOAD_PACK)?,
+        manifest: File::create_new(path.join(MANIFEST_FILE_NAME))?,
+        dir: path.to_path_buf(),
+    })
 }
 
 #[cfg(test)]
@@ -169,9 +193,16 @@ mod tests {
         assert!(!leftover.join("junk").exists());
         let spare = spares.take_when_ready();
         for name in [RAW_EVENT_LOG_FILE_NAME, PAYLOAD_PACK, MANIFEST_FILE_NAME] {
-            assert_eq!(fs::metadata(spare.join(name)).unwrap().len(), 0);
+            assert_eq!(fs::metadata(spare.dir.join(name)).unwrap().len(), 0);
         }
+        // The open files are the spare's own.
+        use std::io::Write;
+        (&spare.log).write_all(b"{}\n").unwrap();
+        assert_eq!(
+            fs::read(spare.dir.join(RAW_EVENT_LOG_FILE_NAME)).unwrap(),
+            b"{}\n"
+        );
         let other = spares.take_when_ready();
-        assert_ne!(spare, other);
+        assert_ne!(spare.dir, other.dir);
     }
 }

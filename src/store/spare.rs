@@ -10,7 +10,7 @@
 //! A spare comes with its three files already open (they stay open across the
 //! rename), so the storer opens no file by path for a new session: on a busy file
 //! system such an open (of a file that exists, with `O_TRUNC`) was seen to stall as
-//! long as the creations here (BENCHMARKS.md, sessions 10 and 11).
+//! long as the creations here (BENCHMARKS.md, session 11).
 //!
 //! Spares hold no data: the folder is emptied when the data directory is opened.
 

@@ -196,49 +196,50 @@ impl Bundle {
                 None
             }
         });
-        if spare.is_none() {
+        let from_spare = spare.is_some();
+        if !from_spare {
             fs::create_dir_all(dir)?;
         }
         if let Some(parent) = dir.parent() {
             batch.created_in(parent);
         }
         batch.created_in(dir);
-        // The spare's files are still open after the rename: no path is opened here.
-        let (log, pack, spare_manifest) = match spare {
-            Some(spare) => (
-                spare.log,
-                Some((spare.pack, 0, writeback::Cursor::default())),
-                Some(spare.manifest),
-            ),
+        let manifest = Manifest::new(rollout_id, started_at_unix_ms);
+        let (log, pack) = match spare {
+            // The spare's files are still open after the rename: no path is opened.
+            Some(spare) => {
+                // The spare's manifest is empty: written in place, no new file. A crash
+                // before the log entry is durable leaves it unreadable, which
+                // `Bundle::opening` takes as a bundle never acknowledged.
+                use std::os::unix::fs::FileExt;
+                let bytes = serde_json::to_vec_pretty(&manifest)?;
+                spare.manifest.write_all_at(&bytes, 0)?;
+                batch.replace(&dir.join(MANIFEST_FILE_NAME), &bytes);
+                (
+                    spare.log,
+                    Some((spare.pack, 0, writeback::Cursor::default())),
+                )
+            }
             None => {
                 let log = OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(dir.join(RAW_EVENT_LOG_FILE_NAME))?;
-                (log, None, None)
+                (log, None)
             }
         };
         let bundle = Bundle {
             dir: dir.to_path_buf(),
             log,
-            manifest: Manifest::new(rollout_id, started_at_unix_ms),
+            manifest,
             log_len: None,
             log_writeback: writeback::Cursor::default(),
             pack,
             next_seq: 1,
             next_payload: 1,
         };
-        match spare_manifest {
-            Some(file) => {
-                // The spare's manifest is empty: written in place, no new file. A crash
-                // before the log entry is durable leaves it unreadable, which
-                // `Bundle::opening` takes as a bundle never acknowledged.
-                use std::os::unix::fs::FileExt;
-                let bytes = serde_json::to_vec_pretty(&bundle.manifest)?;
-                file.write_all_at(&bytes, 0)?;
-                batch.replace(&dir.join(MANIFEST_FILE_NAME), &bytes);
-            }
-            None => bundle.save_manifest_logged(batch)?,
+        if !from_spare {
+            bundle.save_manifest_logged(batch)?;
         }
         Ok(bundle)
     }

@@ -22,7 +22,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 pub const SPARE_DIR_NAME: &str = "spare-bundles";
-/// Spares kept ready: enough for a burst of new sessions between two refills.
+/// Spares kept ready: enough for a burst of new sessions between two refills (each
+/// holds three open descriptors).
 const READY_TARGET: usize = 32;
 
 /// The pool; dropping it stops its thread (and waits for it).

@@ -144,7 +144,11 @@ impl RolloutState {
     /// The events as of now, sharing them (see [`RolloutSnapshot::graph`]).
     pub fn snapshot(&mut self) -> RolloutSnapshot {
         if !self.newest.is_empty() {
-            self.sealed.push(Arc::new(std::mem::take(&mut self.newest)));
+            // A sealed chunk never grows: it keeps no spare room (up to half of a
+            // vector that grew by doubling, for as long as the rollout is in memory).
+            let mut chunk = std::mem::take(&mut self.newest);
+            chunk.shrink_to_fit();
+            self.sealed.push(Arc::new(chunk));
         }
         if self.sealed.len() > MAX_SEALED_CHUNKS
             && self.sealed.iter().all(|c| Arc::strong_count(c) == 1)

@@ -416,7 +416,11 @@ fn scan_log(
         return Ok(None);
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let mut buf = Vec::with_capacity(BLOCK_BYTES as usize + (64 << 10));
+    // Sized to the log, not to a whole block: a session read back is often a few
+    // hundred KiB, and this runs under the collector lock, many times a second
+    // when sessions come back after their idle close.
+    let length = file.metadata().map_or(BLOCK_BYTES, |m| m.len());
+    let mut buf = Vec::with_capacity(length.min(BLOCK_BYTES) as usize + (64 << 10));
     let mut good_len = 0u64;
     let mut last_seq = None;
     loop {

@@ -11,10 +11,20 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Record ids, as the 128-bit numbers their hex spells.
+///
+/// Most ids sit in a sorted vector: 16 bytes each, where a hash table of `u128`
+/// takes 32 to 64 by the time its capacity doubles (a session of 258 records took
+/// 8.7 KB, BENCHMARKS.md). New ids go to a small table first and are merged in
+/// once it holds an eighth as many as the vector (at least [`RECENT_MIN`]), so an
+/// insert moves about eight ids on average, however large the session.
 #[derive(Default)]
 pub struct SeenRecords {
-    ids: HashSet<u128, BuildHasherDefault<UniformIdHasher>>,
+    settled: Vec<u128>,
+    recent: HashSet<u128, BuildHasherDefault<UniformIdHasher>>,
 }
+
+/// The recent table is merged in past this many ids, or an eighth of the settled ones.
+const RECENT_MIN: usize = 32;
 
 impl SeenRecords {
     pub fn new() -> Self {
@@ -28,33 +38,71 @@ impl SeenRecords {
 
     /// Adds `id`; false if it was there already.
     pub fn insert(&mut self, id: u128) -> bool {
-        self.ids.insert(id)
+        if self.settled.binary_search(&id).is_ok() || !self.recent.insert(id) {
+            return false;
+        }
+        if self.recent.len() > RECENT_MIN.max(self.settled.len() / 8) {
+            self.settle();
+        }
+        true
     }
 
     pub fn contains(&self, id: u128) -> bool {
-        self.ids.contains(&id)
+        self.recent.contains(&id) || self.settled.binary_search(&id).is_ok()
     }
 
     pub fn remove(&mut self, id: u128) -> bool {
-        self.ids.remove(&id)
+        if self.recent.remove(&id) {
+            return true;
+        }
+        match self.settled.binary_search(&id) {
+            Ok(at) => {
+                self.settled.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Adds every id of `other` (a rollout merged into this one).
     pub fn absorb(&mut self, other: SeenRecords) {
-        if other.ids.len() > self.ids.len() {
-            let smaller = std::mem::replace(&mut self.ids, other.ids);
-            self.ids.extend(smaller);
-        } else {
-            self.ids.extend(other.ids);
-        }
+        self.recent.extend(other.recent);
+        self.recent.extend(other.settled);
+        self.settle();
     }
 
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.settled.len() + self.recent.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.len() == 0
+    }
+
+    /// Merges the recent ids into the sorted ones, in a vector of exactly their size.
+    fn settle(&mut self) {
+        let mut recent: Vec<u128> = self.recent.drain().collect();
+        recent.sort_unstable();
+        let mut merged = Vec::with_capacity(self.settled.len() + recent.len());
+        let (mut old, mut new) = (self.settled.iter().peekable(), recent.iter().peekable());
+        while let (Some(&&a), Some(&&b)) = (old.peek(), new.peek()) {
+            // Equal only after `absorb`: the two sets may share ids.
+            if a <= b {
+                merged.push(a);
+                old.next();
+                if a == b {
+                    new.next();
+                }
+            } else {
+                merged.push(b);
+                new.next();
+            }
+        }
+        merged.extend(old);
+        merged.extend(new);
+        self.settled = merged;
+        // Emptied, not kept at the size it grew to: most sets stop growing.
+        self.recent = HashSet::default();
     }
 }
 
@@ -101,6 +149,24 @@ mod tests {
     }
 
     #[test]
+    fn ids_stay_found_as_they_move_from_recent_to_settled() {
+        let mut seen = SeenRecords::new();
+        for n in 0..1_000u128 {
+            let id = n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+            assert!(seen.insert(id), "{n} is new");
+            assert!(seen.contains(id) && !seen.insert(id), "{n} is seen at once");
+        }
+        assert!(seen.recent.len() <= RECENT_MIN.max(seen.settled.len() / 8));
+        assert!(seen.settled.windows(2).all(|w| w[0] < w[1]));
+        let settled = seen.settled[10];
+        let recent = *seen.recent.iter().next().expect("a recent id");
+        assert!(seen.remove(settled) && !seen.contains(settled) && !seen.remove(settled));
+        assert!(seen.remove(recent) && !seen.contains(recent));
+        assert_eq!(seen.len(), 998);
+        assert!(seen.insert(settled), "a removed id is new again");
+    }
+
+    #[test]
     fn a_merged_set_holds_both() {
         let (mut small, mut large) = (SeenRecords::new(), SeenRecords::new());
         small.insert(1);
@@ -110,6 +176,14 @@ mod tests {
         small.absorb(large);
         assert_eq!(small.len(), 99);
         assert!((1..100).all(|id| small.contains(id)));
+        let mut again = SeenRecords::new();
+        (50..150).for_each(|id| {
+            again.insert(id);
+        });
+        small.absorb(again);
+        assert_eq!(small.len(), 149, "ids in both sets are kept once");
+        assert!((1..150).all(|id| small.contains(id)));
+        assert!(small.remove(60) && !small.contains(60));
         assert_eq!(SeenRecords::id_of("ff"), Some(255));
         assert_eq!(SeenRecords::id_of("not hex"), None);
     }

@@ -144,13 +144,16 @@ impl Collector {
                 .rollouts
                 .entry(special.to_string())
                 .or_insert_with(|| RolloutState::new(special));
-            let seen = collector.seen.entry(special.to_string()).or_default();
+            let mut ids = Vec::new();
             let bundle = Bundle::opening(&dir, special, 0)?.replay(|event| {
-                if let Some(id) = event.record_id().and_then(SeenRecords::id_of) {
-                    seen.insert(id);
-                }
+                ids.extend(event.record_id().and_then(SeenRecords::id_of));
                 state.count_record(event.record_id());
             })?;
+            collector
+                .seen
+                .entry(special.to_string())
+                .or_default()
+                .insert_all(ids);
             collector.bundles.insert(special.to_string(), bundle);
         }
         // Pending records whose session became known before a crash cut the move short.
@@ -173,16 +176,11 @@ impl Collector {
             .rollouts
             .entry(rollout_id.clone())
             .or_insert_with(|| RolloutState::new(&rollout_id));
-        let (seen, ids) = (
-            self.seen.entry(rollout_id.clone()).or_default(),
-            &mut self.ids,
-        );
+        let (mut seen, ids) = (Vec::new(), &mut self.ids);
         // Neighbouring events mostly share their trace and turn: tie each once.
         let (mut last_trace, mut last_turn) = (String::new(), String::new());
         let bundle = opening.replay(|event| {
-            if let Some(id) = event.record_id().and_then(SeenRecords::id_of) {
-                seen.insert(id);
-            }
+            seen.extend(event.record_id().and_then(SeenRecords::id_of));
             if let Some(trace) = event.trace_id()
                 && differs_from_last(&mut last_trace, trace)
             {
@@ -198,6 +196,10 @@ impl Collector {
                 StoredEvent::EvidenceOnly { record_id, .. } => state.count_record(record_id),
             }
         })?;
+        self.seen
+            .entry(rollout_id.clone())
+            .or_default()
+            .insert_all(seen);
         // The idle clock of a replayed session starts again.
         self.last_received
             .insert(rollout_id.clone(), std::time::Instant::now());

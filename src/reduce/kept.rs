@@ -6,6 +6,7 @@
 
 use crate::normalize::raw_event::RawPayloadRef;
 use crate::normalize::{RawEvent, RawEventPayload};
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -22,10 +23,57 @@ pub struct KeptEvent {
 /// The OTLP evidence of an event, as the reducer reads it.
 #[derive(Debug)]
 pub struct KeptEvidence {
-    pub record_id: Box<str>,
+    pub record_id: KeptRecordId,
     pub trace_id: Option<Arc<str>>,
     pub span_id: Option<Box<str>>,
     pub raw_payload: Option<Arc<KeptPayloadRef>>,
+}
+
+/// A record id as kept. The collector's own ids (24 lowercase hex digits) are kept
+/// as their 12 bytes, in place; any other id as it came. A boxed string took 16
+/// bytes here plus 24 (a 32-byte block) on the heap; this takes 24 and no block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptRecordId {
+    Hex([u8; HEX_ID_BYTES]),
+    Other(Box<str>),
+}
+
+/// The bytes of the record ids the collector makes (`normalize::record_ids`).
+const HEX_ID_BYTES: usize = 12;
+
+impl KeptRecordId {
+    pub fn new(id: String) -> KeptRecordId {
+        let mut bytes = [0u8; HEX_ID_BYTES];
+        let canonical = id.len() == 2 * HEX_ID_BYTES
+            && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            && hex::decode_to_slice(&id, &mut bytes).is_ok();
+        if canonical {
+            KeptRecordId::Hex(bytes)
+        } else {
+            KeptRecordId::Other(id.into_boxed_str())
+        }
+    }
+
+    /// Orders ids as their text would order (an absent id counts as empty text).
+    pub fn cmp_as_text(a: Option<&KeptRecordId>, b: Option<&KeptRecordId>) -> Ordering {
+        if let (Some(KeptRecordId::Hex(a)), Some(KeptRecordId::Hex(b))) = (a, b) {
+            // Lowercase hex keeps the bytes' order.
+            return a.cmp(b);
+        }
+        let (mut a_buf, mut b_buf) = ([0u8; 2 * HEX_ID_BYTES], [0u8; 2 * HEX_ID_BYTES]);
+        Self::text(a, &mut a_buf).cmp(Self::text(b, &mut b_buf))
+    }
+
+    fn text<'a>(id: Option<&'a KeptRecordId>, buf: &'a mut [u8; 2 * HEX_ID_BYTES]) -> &'a [u8] {
+        match id {
+            None => b"",
+            Some(KeptRecordId::Other(text)) => text.as_bytes(),
+            Some(KeptRecordId::Hex(bytes)) => {
+                hex::encode_to_slice(bytes, buf).expect("twice the bytes");
+                buf
+            }
+        }
+    }
 }
 
 /// The payload file behind an event (without the record's index in it).
@@ -79,7 +127,7 @@ impl Interner {
             codex_turn_id: event.codex_turn_id.as_deref().map(|t| self.string(t)),
             payload: event.payload,
             evidence: event.evidence.map(|ev| KeptEvidence {
-                record_id: ev.record_id.into_boxed_str(),
+                record_id: KeptRecordId::new(ev.record_id),
                 trace_id: ev.trace_id.as_deref().map(|t| self.string(t)),
                 span_id: ev.span_id.map(String::into_boxed_str),
                 raw_payload: ev.raw_payload.as_ref().map(|r| self.payload(r)),
@@ -95,11 +143,52 @@ impl Interner {
             codex_turn_id: event.codex_turn_id.as_deref().map(|t| self.string(t)),
             payload: event.payload.clone(),
             evidence: event.evidence.as_ref().map(|ev| KeptEvidence {
-                record_id: ev.record_id.as_str().into(),
+                record_id: KeptRecordId::new(ev.record_id.clone()),
                 trace_id: ev.trace_id.as_deref().map(|t| self.string(t)),
                 span_id: ev.span_id.as_deref().map(Box::from),
                 raw_payload: ev.raw_payload.as_ref().map(|r| self.payload(r)),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn kept(id: &str) -> KeptRecordId {
+        KeptRecordId::new(id.to_string())
+    }
+
+    #[test]
+    fn the_collectors_own_ids_are_kept_as_bytes_and_others_as_text() {
+        assert!(matches!(
+            kept("0123456789abcdef01234567"),
+            KeptRecordId::Hex(_)
+        ));
+        for other in [
+            "0123456789ABCDEF01234567",
+            "0123456789abcdef0123456",
+            "",
+            "r-1",
+        ] {
+            assert_eq!(kept(other), KeptRecordId::Other(other.into()));
+        }
+    }
+
+    proptest! {
+        /// Events of the same millisecond and rank are ordered by record id: keeping
+        /// ids as bytes must not change that order.
+        #[test]
+        fn ids_order_as_their_text(
+            a in "[0-9a-f]{24}|[0-9a-fA-F]{0,26}|[a-z-]{0,6}",
+            b in "[0-9a-f]{24}|[0-9a-fA-F]{0,26}|[a-z-]{0,6}",
+        ) {
+            let (ka, kb) = (kept(&a), kept(&b));
+            prop_assert_eq!(KeptRecordId::cmp_as_text(Some(&ka), Some(&kb)), a.cmp(&b));
+            prop_assert_eq!(KeptRecordId::cmp_as_text(None, Some(&kb)), "".cmp(b.as_str()));
+            prop_assert_eq!(KeptRecordId::cmp_as_text(Some(&ka), None), a.as_str().cmp(""));
         }
     }
 }

@@ -3,7 +3,7 @@
 //! events in the same millisecond, then by record id. This order alone drives the
 //! reducer, which makes the graph the same however the events arrived.
 
-use super::kept::KeptEvent;
+use super::kept::{KeptEvent, KeptRecordId};
 use crate::normalize::RawEventPayload as P;
 
 /// Rank of an event among events of the same millisecond: the order Codex emits them.
@@ -46,14 +46,12 @@ pub fn canonical<'a>(events: impl IntoIterator<Item = &'a KeptEvent>) -> Vec<&'a
         let key = |e: &'a KeptEvent| (e.wall_time_unix_ms, rank(&e.payload));
         key(a)
             .cmp(&key(b))
-            .then_with(|| record_key(a).cmp(&record_key(b)))
+            .then_with(|| KeptRecordId::cmp_as_text(record_id(a), record_id(b)))
+            .then_with(|| a.payload.type_name().cmp(b.payload.type_name()))
     });
     sorted
 }
 
-fn record_key(e: &KeptEvent) -> (&str, &'static str) {
-    (
-        e.evidence.as_ref().map(|ev| &*ev.record_id).unwrap_or(""),
-        e.payload.type_name(),
-    )
+fn record_id(e: &KeptEvent) -> Option<&KeptRecordId> {
+    e.evidence.as_ref().map(|ev| &ev.record_id)
 }

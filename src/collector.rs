@@ -21,7 +21,7 @@ use crate::query::summary::summarize;
 use crate::reduce::graph::RolloutGraph;
 use crate::reduce::{RolloutSnapshot, RolloutState};
 use crate::store::bundle::StoredEvent;
-use crate::store::seen::SeenRecords;
+use crate::store::seen::{RecordIdTable, SeenRecords};
 use crate::store::spare::SpareBundles;
 use crate::store::wal::{Ticket, Wal, WalBatch};
 use crate::store::{Bundle, DataDir, METRICS, UNATTRIBUTED};
@@ -61,7 +61,7 @@ pub struct Collector {
     seen: HashMap<String, SeenRecords>,
     pending: Vec<Pending>,
     /// The ids of the records in `pending`.
-    pending_ids: SeenRecords,
+    pending_ids: RecordIdTable,
     changes: Arc<RolloutChanges>,
     /// When each rollout last received a record (for the idle close).
     last_received: HashMap<String, std::time::Instant>,
@@ -93,7 +93,7 @@ impl Collector {
             ids: Attribution::default(),
             seen: HashMap::new(),
             pending: Vec::new(),
-            pending_ids: SeenRecords::new(),
+            pending_ids: RecordIdTable::default(),
             changes: Arc::default(),
             last_received: HashMap::new(),
             spares: None,
@@ -245,7 +245,7 @@ impl Collector {
             };
             match self.target_of(record) {
                 Some(rollout) => self.seen.get(rollout).is_none_or(|seen| !seen.contains(id)),
-                None => !self.pending_ids.contains(id),
+                None => !self.pending_ids.contains(&id),
             }
         })
     }
@@ -317,7 +317,7 @@ impl Collector {
                 Some(rollout) => by_rollout.entry(rollout).or_default().push(record),
                 None => {
                     let new = SeenRecords::id_of(&record.record_id).is_none_or(|id| {
-                        !self.pending_ids.contains(id) && unresolved_ids.insert(id)
+                        !self.pending_ids.contains(&id) && unresolved_ids.insert(id)
                     });
                     if new {
                         unresolved.push(record);
@@ -351,7 +351,7 @@ impl Collector {
                     continue;
                 }
                 if let Some(id) = SeenRecords::id_of(&pending.record.record_id) {
-                    self.pending_ids.remove(id);
+                    self.pending_ids.remove(&id);
                 }
                 // Moved already when a restart cut the move short: not moved twice.
                 if let Some(rollout) = rollout

@@ -42,15 +42,15 @@ pub enum KeptRecordId {
 const HEX_ID_BYTES: usize = 12;
 
 impl KeptRecordId {
-    pub fn new(id: String) -> KeptRecordId {
+    pub fn of(id: &str) -> KeptRecordId {
         let mut bytes = [0u8; HEX_ID_BYTES];
         let canonical = id.len() == 2 * HEX_ID_BYTES
             && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            && hex::decode_to_slice(&id, &mut bytes).is_ok();
+            && hex::decode_to_slice(id, &mut bytes).is_ok();
         if canonical {
             KeptRecordId::Hex(bytes)
         } else {
-            KeptRecordId::Other(id.into_boxed_str())
+            KeptRecordId::Other(id.into())
         }
     }
 
@@ -127,7 +127,7 @@ impl Interner {
             codex_turn_id: event.codex_turn_id.as_deref().map(|t| self.string(t)),
             payload: event.payload,
             evidence: event.evidence.map(|ev| KeptEvidence {
-                record_id: KeptRecordId::new(ev.record_id),
+                record_id: KeptRecordId::of(&ev.record_id),
                 trace_id: ev.trace_id.as_deref().map(|t| self.string(t)),
                 span_id: ev.span_id.map(String::into_boxed_str),
                 raw_payload: ev.raw_payload.as_ref().map(|r| self.payload(r)),
@@ -143,7 +143,7 @@ impl Interner {
             codex_turn_id: event.codex_turn_id.as_deref().map(|t| self.string(t)),
             payload: event.payload.clone(),
             evidence: event.evidence.as_ref().map(|ev| KeptEvidence {
-                record_id: KeptRecordId::new(ev.record_id.clone()),
+                record_id: KeptRecordId::of(&ev.record_id),
                 trace_id: ev.trace_id.as_deref().map(|t| self.string(t)),
                 span_id: ev.span_id.as_deref().map(Box::from),
                 raw_payload: ev.raw_payload.as_ref().map(|r| self.payload(r)),
@@ -158,7 +158,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn kept(id: &str) -> KeptRecordId {
-        KeptRecordId::new(id.to_string())
+        KeptRecordId::of(id)
     }
 
     #[test]

@@ -53,15 +53,10 @@ impl SeenRecords {
 
     /// Adds many ids at once (a bundle read back): one sort, no search per id.
     pub fn insert_all(&mut self, mut ids: Vec<u128>) {
+        ids.extend(self.recent.drain());
         ids.sort_unstable();
         ids.dedup();
-        if self.is_empty() {
-            ids.shrink_to_fit();
-            self.settled = ids;
-            return;
-        }
-        self.recent.extend(ids);
-        self.settle();
+        self.merge_sorted(ids);
     }
 
     pub fn contains(&self, id: u128) -> bool {
@@ -70,9 +65,9 @@ impl SeenRecords {
 
     /// Adds every id of `other` (a rollout merged into this one).
     pub fn absorb(&mut self, other: SeenRecords) {
-        self.recent.extend(other.recent);
-        self.recent.extend(other.settled);
-        self.settle();
+        let mut ids = other.settled;
+        ids.extend(other.recent);
+        self.insert_all(ids);
     }
 
     pub fn len(&self) -> usize {
@@ -83,14 +78,25 @@ impl SeenRecords {
         self.len() == 0
     }
 
-    /// Merges the recent ids into the sorted ones, in a vector of exactly their size.
+    /// Moves the recent ids into the sorted ones.
     fn settle(&mut self) {
-        let mut recent: Vec<u128> = self.recent.drain().collect();
-        recent.sort_unstable();
-        let mut merged = Vec::with_capacity(self.settled.len() + recent.len());
-        let (mut old, mut new) = (self.settled.iter().peekable(), recent.iter().peekable());
+        self.insert_all(Vec::new());
+    }
+
+    /// Merges sorted, distinct ids into the settled ones, in a vector of exactly their
+    /// size, and lets go of the recent table (emptied by the caller; most sets stop
+    /// growing, so it is not kept at the size it grew to).
+    fn merge_sorted(&mut self, mut new: Vec<u128>) {
+        self.recent = HashSet::default();
+        if self.settled.is_empty() {
+            new.shrink_to_fit();
+            self.settled = new;
+            return;
+        }
+        let mut merged = Vec::with_capacity(self.settled.len() + new.len());
+        let (mut old, mut new) = (self.settled.iter().peekable(), new.iter().peekable());
         while let (Some(&&a), Some(&&b)) = (old.peek(), new.peek()) {
-            // Equal only after `absorb`: the two sets may share ids.
+            // Equal when a merged rollout's ids overlap these.
             if a <= b {
                 merged.push(a);
                 old.next();
@@ -105,8 +111,6 @@ impl SeenRecords {
         merged.extend(old);
         merged.extend(new);
         self.settled = merged;
-        // Emptied, not kept at the size it grew to: most sets stop growing.
-        self.recent = HashSet::default();
     }
 }
 

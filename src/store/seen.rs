@@ -20,7 +20,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 #[derive(Default)]
 pub struct SeenRecords {
     settled: Vec<u128>,
-    recent: HashSet<u128, BuildHasherDefault<UniformIdHasher>>,
+    recent: RecordIdTable,
 }
 
 /// Ids that come and go (records waiting for their session): a plain table, where
@@ -51,7 +51,8 @@ impl SeenRecords {
         true
     }
 
-    /// Adds many ids at once (a bundle read back): one sort, no search per id.
+    /// Adds many ids at once (a bundle read back, a merged rollout, the recent table):
+    /// one sort, no search per id.
     pub fn insert_all(&mut self, mut ids: Vec<u128>) {
         ids.extend(self.recent.drain());
         ids.sort_unstable();
@@ -87,7 +88,7 @@ impl SeenRecords {
     /// size, and lets go of the recent table (emptied by the caller; most sets stop
     /// growing, so it is not kept at the size it grew to).
     fn merge_sorted(&mut self, mut new: Vec<u128>) {
-        self.recent = HashSet::default();
+        self.recent = RecordIdTable::default();
         if self.settled.is_empty() {
             new.shrink_to_fit();
             self.settled = new;

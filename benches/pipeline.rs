@@ -4,6 +4,8 @@
 //! - `reduce`: build a rollout's graph from its events, in one go (`reduce::reduce`),
 //!   through [`RolloutState`] (push every event, then one graph), and live (a graph
 //!   after every Export-sized batch).
+//! - `store`: `Collector::store` of Export-sized batches of normalized records, and
+//!   their write-ahead log entry (the storer's work; without the fsync).
 //! - `replay`: `Collector::open` of a data directory plus every graph, as on restart.
 //!
 //! ```text
@@ -133,6 +135,54 @@ fn reduce(c: &mut Criterion) {
     group.finish();
 }
 
+/// The storer's work per Export: `Collector::store` of 200 normalized records mixing
+/// 8 sessions, then the write-ahead log entry (written, not fsynced).
+fn store(c: &mut Criterion) {
+    let template = synthetic::Template::load();
+    let (sessions, turns) = (8, 3);
+    let mut records = Vec::new();
+    for turn in 0..turns {
+        let per_session: Vec<_> = (0..sessions)
+            .map(|session| template.turn_records(session, turn))
+            .collect();
+        // Round robin over the sessions, as a batching exporter mixes them.
+        let longest = per_session.iter().map(Vec::len).max().unwrap_or(0);
+        for i in 0..longest {
+            for session in &per_session {
+                records.extend(session.get(i).cloned());
+            }
+        }
+    }
+    let mut group = c.benchmark_group("store");
+    group.throughput(Throughput::Elements(records.len() as u64));
+    group.bench_function(
+        format!("store_and_log/{sessions}_sessions_x_{turns}_turns"),
+        |b| {
+            b.iter_batched(
+                || {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let collector = Collector::open(DataDir::new(dir.path())).expect("collector");
+                    (dir, collector, records.clone())
+                },
+                |(dir, mut collector, records)| {
+                    let mut records = records.into_iter();
+                    loop {
+                        let export: Vec<_> = records.by_ref().take(200).collect();
+                        if export.is_empty() {
+                            break;
+                        }
+                        collector.store(export).expect("store");
+                        collector.log_changes().expect("log");
+                    }
+                    (dir, collector)
+                },
+                BatchSize::PerIteration,
+            )
+        },
+    );
+    group.finish();
+}
+
 fn replay(c: &mut Criterion) {
     let template = synthetic::Template::load();
     let mut group = c.benchmark_group("replay");
@@ -163,6 +213,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = normalize, reduce, replay
+    targets = normalize, reduce, store, replay
 }
 criterion_main!(benches);

@@ -9,6 +9,7 @@
 //! is found without scanning every conversation.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, OnceLock};
 
@@ -22,25 +23,27 @@ pub struct Attribution {
     turns: HashMap<u128, RolloutId>,
     /// Conversations tied to a rollout other than its own (spawned sub-agents).
     children: HashMap<RolloutId, Vec<String>>,
+    /// The keys of the ids tied since [`Attribution::take_newly_tied`] was last called.
+    newly_tied: Vec<u128>,
 }
 
 impl Attribution {
     pub fn conversation(&self, conversation: &str) -> Option<&RolloutId> {
-        self.conversations.get(&key(conversation))
+        self.conversations.get(&id_key(conversation))
     }
 
     pub fn trace(&self, trace: &str) -> Option<&RolloutId> {
-        self.traces.get(&key(trace))
+        self.traces.get(&id_key(trace))
     }
 
     pub fn turn(&self, turn: &str) -> Option<&RolloutId> {
-        self.turns.get(&key(turn))
+        self.turns.get(&id_key(turn))
     }
 
     /// The shared id of `rollout` (one allocation per rollout, however many entries
     /// point at it).
     pub fn rollout_id(&self, rollout: &str) -> RolloutId {
-        match self.conversations.get(&key(rollout)) {
+        match self.conversations.get(&id_key(rollout)) {
             Some(id) if &**id == rollout => id.clone(),
             _ => Arc::from(rollout),
         }
@@ -49,9 +52,11 @@ impl Attribution {
     /// Ties `conversation` to `rollout` (a rollout's own conversation, or a sub-agent
     /// spawned in it), replacing what it was tied to.
     pub fn tie_conversation(&mut self, conversation: &str, rollout: &RolloutId) {
-        let before = self
-            .conversations
-            .insert(key(conversation), rollout.clone());
+        let key = id_key(conversation);
+        let before = self.conversations.insert(key, rollout.clone());
+        if before.as_ref() != Some(rollout) {
+            self.newly_tied.push(key);
+        }
         if let Some(before) = before.filter(|b| **b != **rollout) {
             self.forget_child(&before, conversation);
         }
@@ -65,16 +70,24 @@ impl Attribution {
 
     /// Ties `trace` to `rollout` unless it is tied already.
     pub fn tie_trace(&mut self, trace: &str, rollout: &RolloutId) {
-        self.traces
-            .entry(key(trace))
-            .or_insert_with(|| rollout.clone());
+        if let Entry::Vacant(entry) = self.traces.entry(id_key(trace)) {
+            self.newly_tied.push(*entry.key());
+            entry.insert(rollout.clone());
+        }
     }
 
     /// Ties `turn` to `rollout` unless it is tied already.
     pub fn tie_turn(&mut self, turn: &str, rollout: &RolloutId) {
-        self.turns
-            .entry(key(turn))
-            .or_insert_with(|| rollout.clone());
+        if let Entry::Vacant(entry) = self.turns.entry(id_key(turn)) {
+            self.newly_tied.push(*entry.key());
+            entry.insert(rollout.clone());
+        }
+    }
+
+    /// The keys ([`id_key`]) of the conversations, traces and turns tied to a rollout
+    /// since the last call (what may tie records waiting for their session).
+    pub fn take_newly_tied(&mut self) -> Vec<u128> {
+        std::mem::take(&mut self.newly_tied)
     }
 
     /// The conversations tied to `rollout` other than its own.
@@ -117,7 +130,7 @@ impl Attribution {
 /// The 128-bit key of an id: its value when it is 32 lowercase hex digits, with or
 /// without a UUID's dashes; otherwise a keyed 128-bit hash of it. Ids that differ
 /// in any way (case too) get different keys, as the strings were different keys.
-fn key(id: &str) -> u128 {
+pub fn id_key(id: &str) -> u128 {
     let bytes = id.as_bytes();
     let value = match bytes.len() {
         32 => hex_value(bytes.iter().copied()),
@@ -167,17 +180,17 @@ mod tests {
     #[test]
     fn hex_ids_and_uuids_are_their_value_and_other_ids_are_hashed() {
         let uuid = "019a5c3e-7b1f-7c2a-9d4e-0123456789ab";
-        assert_eq!(key(uuid), 0x019a5c3e7b1f7c2a9d4e0123456789ab);
-        assert_ne!(key(&uuid.to_uppercase()), key(uuid));
-        assert_eq!(key(&uuid.to_uppercase()), key(&uuid.to_uppercase()));
+        assert_eq!(id_key(uuid), 0x019a5c3e7b1f7c2a9d4e0123456789ab);
+        assert_ne!(id_key(&uuid.to_uppercase()), id_key(uuid));
+        assert_eq!(id_key(&uuid.to_uppercase()), id_key(&uuid.to_uppercase()));
         let trace = "0af7651916cd43dd8448eb211c80319c";
-        assert_eq!(key(trace), 0x0af7651916cd43dd8448eb211c80319c);
+        assert_eq!(id_key(trace), 0x0af7651916cd43dd8448eb211c80319c);
         // Not hex: hashed, and the same id always gives the same key.
-        assert_eq!(key("turn-1"), key("turn-1"));
-        assert_ne!(key("turn-1"), key("turn-2"));
-        assert_ne!(key("+af7651916cd43dd8448eb211c80319c"), key(trace));
+        assert_eq!(id_key("turn-1"), id_key("turn-1"));
+        assert_ne!(id_key("turn-1"), id_key("turn-2"));
+        assert_ne!(id_key("+af7651916cd43dd8448eb211c80319c"), id_key(trace));
         // Dashes in the wrong places are not a UUID.
-        assert_ne!(key("019a5c3e7-b1f-7c2a-9d4e-0123456789ab"), key(uuid));
+        assert_ne!(id_key("019a5c3e7-b1f-7c2a-9d4e-0123456789ab"), id_key(uuid));
     }
 
     #[test]

@@ -14,14 +14,16 @@
 
 use crate::attribution::{Attribution, RolloutId};
 use crate::changes::RolloutChanges;
-use crate::normalize::raw_event::{Evidence, RAW_EVENT_SCHEMA_VERSION, RawPayloadRef};
+use crate::normalize::raw_event::{RAW_EVENT_SCHEMA_VERSION, RawPayloadRef};
 use crate::normalize::{ExecutionStatus, NormalizedRecord, RawEvent, RawEventPayload, Signal};
+use crate::pending::{Pending, PendingRecords};
 use crate::proto::RolloutSummary;
 use crate::query::summary::summarize;
 use crate::reduce::graph::RolloutGraph;
 use crate::reduce::{RolloutSnapshot, RolloutState};
 use crate::store::bundle::StoredEvent;
-use crate::store::seen::{RecordIdTable, SeenRecords};
+use crate::store::event_line::{EventLine, EvidenceLine, PayloadRefLine};
+use crate::store::seen::SeenRecords;
 use crate::store::spare::SpareBundles;
 use crate::store::wal::{Ticket, Wal, WalBatch};
 use crate::store::{Bundle, DataDir, METRICS, UNATTRIBUTED};
@@ -40,11 +42,6 @@ pub struct IngestReport {
     pub rollouts_touched: Vec<String>,
 }
 
-struct Pending {
-    record: NormalizedRecord,
-    received: std::time::Instant,
-}
-
 pub struct Collector {
     pub data_dir: DataDir,
     bundles: HashMap<String, Bundle>,
@@ -59,9 +56,8 @@ pub struct Collector {
     ids: Attribution,
     /// The ids of the records stored in each rollout in memory (and in `metrics`).
     seen: HashMap<String, SeenRecords>,
-    pending: Vec<Pending>,
-    /// The ids of the records in `pending`.
-    pending_ids: RecordIdTable,
+    /// Records waiting for their session.
+    pending: PendingRecords,
     changes: Arc<RolloutChanges>,
     /// When each rollout last received a record (for the idle close).
     last_received: HashMap<String, std::time::Instant>,
@@ -72,9 +68,6 @@ pub struct Collector {
     /// Empty bundles made ahead for new sessions (`serve` only).
     spares: Option<SpareBundles>,
 }
-
-/// How long an unattributed record waits for the record that ties it to a session.
-const PENDING_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Collector {
     /// Opens the data directory and replays every bundle in it.
@@ -92,8 +85,7 @@ impl Collector {
             evicted: HashMap::new(),
             ids: Attribution::default(),
             seen: HashMap::new(),
-            pending: Vec::new(),
-            pending_ids: RecordIdTable::default(),
+            pending: PendingRecords::default(),
             changes: Arc::default(),
             last_received: HashMap::new(),
             spares: None,
@@ -124,12 +116,7 @@ impl Collector {
                         .and_then(|rollout| collector.seen.get(rollout))
                         .is_some_and(|seen| seen.contains(id))
                 })?;
-                for waiting in &pending {
-                    if let Some(id) = SeenRecords::id_of(&waiting.record.record_id) {
-                        collector.pending_ids.insert(id);
-                    }
-                }
-                collector.pending = pending;
+                collector.pending = PendingRecords::restored(pending);
                 let state = collector
                     .rollouts
                     .entry(special.to_string())
@@ -157,6 +144,9 @@ impl Collector {
             collector.bundles.insert(special.to_string(), bundle);
         }
         // Pending records whose session became known before a crash cut the move short.
+        // The ids read back were tied before the records waiting were listed: all of
+        // those are checked at once (`PendingRecords::restored`), not id by id.
+        collector.ids.take_newly_tied();
         collector.ingest(Vec::new())?;
         Ok(collector)
     }
@@ -245,7 +235,7 @@ impl Collector {
             };
             match self.target_of(record) {
                 Some(rollout) => self.seen.get(rollout).is_none_or(|seen| !seen.contains(id)),
-                None => !self.pending_ids.contains(&id),
+                None => !self.pending.contains(id),
             }
         })
     }
@@ -316,9 +306,8 @@ impl Collector {
             match self.target_of(&record).map(str::to_owned) {
                 Some(rollout) => by_rollout.entry(rollout).or_default().push(record),
                 None => {
-                    let new = SeenRecords::id_of(&record.record_id).is_none_or(|id| {
-                        !self.pending_ids.contains(&id) && unresolved_ids.insert(id)
-                    });
+                    let new = SeenRecords::id_of(&record.record_id)
+                        .is_none_or(|id| !self.pending.contains(id) && unresolved_ids.insert(id));
                     if new {
                         unresolved.push(record);
                     } else {
@@ -341,27 +330,21 @@ impl Collector {
         // Earlier unattributed records, and this batch's, that what we learned ties to a
         // session; what those name (a turn's trace) may tie more of them.
         let now = std::time::Instant::now();
+        self.pending.expire(now);
         loop {
             let mut resolved = Vec::new();
-            let mut still_pending = Vec::new();
-            for pending in std::mem::take(&mut self.pending) {
-                let rollout = self.rollout_of(&pending.record);
-                if rollout.is_none() && now.duration_since(pending.received) < PENDING_TTL {
-                    still_pending.push(pending);
-                    continue;
-                }
-                if let Some(id) = SeenRecords::id_of(&pending.record.record_id) {
-                    self.pending_ids.remove(&id);
-                }
+            let learned = self.ids.take_newly_tied();
+            let ids = &self.ids;
+            let tied = self.pending.take_resolved(&learned, |record| {
+                rollout_named_by(ids, record).map(str::to_owned)
+            });
+            for (rollout, record) in tied {
                 // Moved already when a restart cut the move short: not moved twice.
-                if let Some(rollout) = rollout
-                    && self.admit(&rollout, &pending.record)?
-                {
-                    resolved.push(pending.record.clone());
-                    by_rollout.entry(rollout).or_default().push(pending.record);
+                if self.admit(&rollout, &record)? {
+                    resolved.push(record.clone());
+                    by_rollout.entry(rollout).or_default().push(record);
                 }
             }
-            self.pending = still_pending;
             let mut still_unresolved = Vec::new();
             for record in std::mem::take(&mut unresolved) {
                 match self.rollout_of(&record) {
@@ -393,13 +376,7 @@ impl Collector {
             let records = by_rollout.remove(&rollout).unwrap_or_default();
             if rollout == UNATTRIBUTED {
                 for record in &records {
-                    if let Some(id) = SeenRecords::id_of(&record.record_id) {
-                        self.pending_ids.insert(id);
-                    }
-                    self.pending.push(Pending {
-                        record: record.clone(),
-                        received: now,
-                    });
+                    self.pending.add(record.clone(), now);
                 }
             }
             self.append(&rollout, records)?;
@@ -584,13 +561,7 @@ impl Collector {
 
     /// [`Collector::rollout_of`], borrowed.
     fn rollout_named_by(&self, record: &NormalizedRecord) -> Option<&str> {
-        let a = &record.attribution;
-        a.conversation_id
-            .as_ref()
-            .and_then(|c| self.ids.conversation(c))
-            .or_else(|| a.trace_id.as_ref().and_then(|t| self.ids.trace(t)))
-            .or_else(|| a.turn_id.as_ref().and_then(|t| self.ids.turn(t)))
-            .map(|r| &**r)
+        rollout_named_by(&self.ids, record)
     }
 
     fn bundle(&mut self, rollout: &str, started_at: i64) -> Result<&mut Bundle> {
@@ -658,56 +629,52 @@ impl Collector {
         serde_json::to_writer(&mut body, &evidence)?;
         let (path, offset) = bundle.append_payload(body, &mut self.batch)?;
         let payload_id = pack_payload_id(offset);
-        let mut events = Vec::with_capacity(records.len() * 2);
-        for (index, record) in records.into_iter().enumerate() {
-            for pending in record.events {
-                let thread_id =
-                    record
-                        .attribution
-                        .conversation_id
-                        .clone()
-                        .or_else(|| match &pending.payload {
-                            RawEventPayload::CodexTurnStarted { thread_id, .. } => {
-                                thread_id.clone()
-                            }
-                            _ => None,
-                        });
-                events.push(RawEvent {
-                    schema_version: RAW_EVENT_SCHEMA_VERSION,
-                    seq: 0,
-                    wall_time_unix_ms: pending.wall_time_unix_ms,
-                    rollout_id: rollout.to_string(),
+        let mut lines = Vec::with_capacity(records.len() * 2);
+        for (index, record) in records.iter().enumerate() {
+            let attribution = &record.attribution;
+            for pending in &record.events {
+                let thread_id = attribution
+                    .conversation_id
+                    .as_deref()
+                    .or(match &pending.payload {
+                        RawEventPayload::CodexTurnStarted { thread_id, .. } => thread_id.as_deref(),
+                        _ => None,
+                    });
+                lines.push(EventLine::new(
+                    pending.wall_time_unix_ms,
+                    rollout,
                     thread_id,
-                    codex_turn_id: record.attribution.turn_id.clone(),
-                    payload: pending.payload,
-                    evidence: Some(Evidence {
-                        record_id: record.record_id.clone(),
-                        signal: record.signal.as_str().to_string(),
-                        trace_id: record.attribution.trace_id.clone(),
-                        span_id: record.attribution.span_id.clone(),
-                        parent_span_id: record.attribution.parent_span_id.clone(),
-                        raw_payload: Some(RawPayloadRef {
-                            raw_payload_id: payload_id.clone(),
-                            kind: kind.clone(),
-                            path: path.clone(),
+                    attribution.turn_id.as_deref(),
+                    &pending.payload,
+                    EvidenceLine {
+                        record_id: &record.record_id,
+                        signal: record.signal.as_str(),
+                        trace_id: attribution.trace_id.as_deref(),
+                        span_id: attribution.span_id.as_deref(),
+                        parent_span_id: attribution.parent_span_id.as_deref(),
+                        raw_payload: PayloadRefLine {
+                            raw_payload_id: &payload_id,
+                            kind: &kind,
+                            path: &path,
                             index,
-                            offset: Some(offset),
-                        }),
-                    }),
-                });
+                            offset,
+                        },
+                    },
+                ));
             }
         }
-        bundle.append_events(&mut events, &mut self.batch)?;
+        bundle.append_events(&mut lines, &mut self.batch)?;
         let state = self
             .rollouts
             .entry(rollout.to_string())
             .or_insert_with(|| RolloutState::new(rollout));
         let keeps_events = rollout != UNATTRIBUTED && rollout != METRICS;
-        for event in events {
-            if keeps_events {
-                state.push(event);
+        for line in &lines {
+            // Only the events the reducer uses are built whole; the others are counted.
+            if keeps_events && !line.payload.is_evidence_only() {
+                state.push(line.to_raw_event());
             } else {
-                state.count(&event);
+                state.count_record(Some(line.evidence.record_id));
             }
         }
         Ok(())
@@ -887,6 +854,18 @@ fn differs_from_last(last: &mut String, id: &str) -> bool {
     true
 }
 
+/// The rollout the ids `record` names are tied to: its conversation's, else its
+/// trace's, else its turn's.
+fn rollout_named_by<'a>(ids: &'a Attribution, record: &NormalizedRecord) -> Option<&'a str> {
+    let a = &record.attribution;
+    a.conversation_id
+        .as_ref()
+        .and_then(|c| ids.conversation(c))
+        .or_else(|| a.trace_id.as_ref().and_then(|t| ids.trace(t)))
+        .or_else(|| a.turn_id.as_ref().and_then(|t| ids.turn(t)))
+        .map(|r| &**r)
+}
+
 /// Rebuilds the unattributed records still waiting for their session from the
 /// `unattributed` bundle (events plus the OTLP evidence in its payload files), leaving
 /// out those already moved to a rollout (`moved`: given the record without its evidence).
@@ -946,4 +925,72 @@ fn restore_pending(
         pending.push(Pending { record, received });
     }
     Ok(pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::{Attribution as RecordIds, PendingEvent};
+
+    fn record(n: u8, conversation: Option<&str>, trace: &str) -> NormalizedRecord {
+        NormalizedRecord {
+            record_id: format!("{n:024x}"),
+            signal: if conversation.is_some() {
+                Signal::Logs
+            } else {
+                Signal::Traces
+            },
+            attribution: RecordIds {
+                conversation_id: conversation.map(str::to_string),
+                trace_id: Some(trace.to_string()),
+                ..Default::default()
+            },
+            events: vec![PendingEvent {
+                wall_time_unix_ms: 1_795_312_060_000 + i64::from(n),
+                payload: RawEventPayload::OtelSpan {
+                    name: format!("span {n}"),
+                },
+            }],
+            evidence: serde_json::value::to_raw_value(&serde_json::json!({ "n": n })).unwrap(),
+        }
+    }
+
+    fn records_in(collector: &mut Collector, rollout: &str) -> u64 {
+        collector.graph(rollout).unwrap().telemetry.record_count
+    }
+
+    #[test]
+    fn records_waiting_for_their_session_join_it_when_their_trace_is_tied_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut collector = Collector::open(DataDir::new(dir.path())).unwrap();
+        let report = collector
+            .ingest(vec![record(1, None, "trace-1"), record(2, None, "trace-2")])
+            .unwrap();
+        assert_eq!(report.unattributed, 2);
+        assert_eq!(collector.pending_count(), 2);
+
+        // A log record of the session names trace-1: the span waiting on it moves.
+        collector
+            .ingest(vec![record(3, Some("conversation"), "trace-1")])
+            .unwrap();
+        assert_eq!(collector.pending_count(), 1);
+        assert_eq!(records_in(&mut collector, "conversation"), 2);
+
+        // After a restart the other span still waits, and moves once trace-2 is tied.
+        drop(collector);
+        let mut collector = Collector::open(DataDir::new(dir.path())).unwrap();
+        assert_eq!(collector.pending_count(), 1);
+        assert_eq!(records_in(&mut collector, "conversation"), 2);
+        collector
+            .ingest(vec![record(4, Some("conversation"), "trace-2")])
+            .unwrap();
+        assert_eq!(collector.pending_count(), 0);
+        assert_eq!(records_in(&mut collector, "conversation"), 4);
+
+        // Moved records do not wait again after the next restart, and are not doubled.
+        drop(collector);
+        let mut collector = Collector::open(DataDir::new(dir.path())).unwrap();
+        assert_eq!(collector.pending_count(), 0);
+        assert_eq!(records_in(&mut collector, "conversation"), 4);
+    }
 }

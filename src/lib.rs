@@ -11,6 +11,7 @@ pub mod changes;
 pub mod collector;
 pub mod export;
 pub mod normalize;
+pub mod pending;
 pub mod query;
 pub mod receive;
 pub mod reduce;

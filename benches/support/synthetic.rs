@@ -8,7 +8,9 @@
 
 use rollout_collector::collector::Collector;
 use rollout_collector::normalize::raw_event::{Evidence, RawPayloadRef};
-use rollout_collector::normalize::{RawEvent, RawEventPayload as P};
+use rollout_collector::normalize::{
+    Attribution, NormalizedRecord, PendingEvent, RawEvent, RawEventPayload as P,
+};
 use rollout_collector::receive::decode::ExportRequest;
 use rollout_collector::receive::import;
 use rollout_collector::store::{Bundle, DataDir};
@@ -32,6 +34,8 @@ pub fn fixture_export_requests() -> Vec<ExportRequest> {
 /// One real turn's events, as the collector stores them.
 pub struct Template {
     conversation_id: String,
+    /// The fixture's records as normalized, before the store sees them.
+    records: Vec<NormalizedRecord>,
     /// Everything but the bundle's first and last events.
     body: Vec<RawEvent>,
     first_ms: i64,
@@ -67,8 +71,13 @@ impl Template {
             })
             .collect();
         let first_ms = body.iter().map(|e| e.wall_time_unix_ms).min().unwrap_or(0);
+        let records = fixture_export_requests()
+            .into_iter()
+            .flat_map(|request| request.normalize())
+            .collect();
         Template {
             conversation_id,
+            records,
             body,
             first_ms,
         }
@@ -77,6 +86,24 @@ impl Template {
     /// Events per synthetic turn.
     pub fn events_per_turn(&self) -> usize {
         self.body.len()
+    }
+
+    /// Records per synthetic turn.
+    pub fn records_per_turn(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The normalized records of turn `turn` of synthetic session `session`, as the
+    /// store receives them (fresh record, conversation, trace, span and turn ids).
+    pub fn turn_records(&self, session: u64, turn: u64) -> Vec<NormalizedRecord> {
+        let id = self.session_id(session);
+        let copy = Copy {
+            template: self,
+            session,
+            turn,
+            id: &id,
+        };
+        self.records.iter().map(|r| copy.record(r)).collect()
     }
 
     /// The conversation id of synthetic session `session`.
@@ -207,8 +234,8 @@ impl Copy<'_> {
         }
     }
 
-    fn event(&self, e: &RawEvent) -> RawEvent {
-        let mut payload = e.payload.clone();
+    fn payload(&self, payload: &P) -> P {
+        let mut payload = payload.clone();
         match &mut payload {
             P::ThreadStarted(s) => s.thread_id = self.conversation(&s.thread_id),
             P::CodexTurnStarted {
@@ -227,6 +254,43 @@ impl Copy<'_> {
             }
             _ => {}
         }
+        payload
+    }
+
+    fn record(&self, r: &NormalizedRecord) -> NormalizedRecord {
+        let a = &r.attribution;
+        NormalizedRecord {
+            record_id: self.hex_id(3, &r.record_id),
+            signal: r.signal,
+            attribution: Attribution {
+                conversation_id: a.conversation_id.as_deref().map(|c| self.conversation(c)),
+                trace_id: a.trace_id.as_deref().map(|t| self.hex_id(4, t)),
+                span_id: a.span_id.as_deref().map(|s| self.hex_id(5, s)),
+                parent_span_id: a.parent_span_id.as_deref().map(|s| self.hex_id(5, s)),
+                turn_id: a.turn_id.as_deref().map(|t| self.turn_id(t)),
+                spawned_conversation_id: a
+                    .spawned_conversation_id
+                    .as_deref()
+                    .map(|c| self.conversation(c)),
+                service_name: a.service_name.clone(),
+                service_version: a.service_version.clone(),
+            },
+            events: r
+                .events
+                .iter()
+                .map(|e| PendingEvent {
+                    wall_time_unix_ms: e.wall_time_unix_ms
+                        + (self.session as i64 * 7)
+                        + self.turn as i64 * TURN_STRIDE_MS,
+                    payload: self.payload(&e.payload),
+                })
+                .collect(),
+            evidence: r.evidence.clone(),
+        }
+    }
+
+    fn event(&self, e: &RawEvent) -> RawEvent {
+        let payload = self.payload(&e.payload);
         RawEvent {
             schema_version: e.schema_version,
             seq: 0,

@@ -99,7 +99,7 @@ impl serde::Serialize for AnyJson<'_> {
             Some(Value::DoubleValue(d)) if d.is_finite() => s.serialize_f64(*d),
             Some(Value::DoubleValue(_)) => s.serialize_unit(),
             Some(Value::BoolValue(b)) => s.serialize_bool(*b),
-            Some(Value::BytesValue(b)) => s.serialize_str(&hex::encode(b)),
+            Some(Value::BytesValue(b)) => s.serialize_str(&super::hex_string(b)),
             Some(Value::ArrayValue(a)) => {
                 let mut seq = s.serialize_seq(Some(a.values.len()))?;
                 for v in &a.values {
@@ -130,7 +130,7 @@ pub fn any_to_json(value: Option<&AnyValue>) -> serde_json::Value {
         Some(Value::IntValue(i)) => J::from(*i),
         Some(Value::DoubleValue(d)) => J::from(*d),
         Some(Value::BoolValue(b)) => J::Bool(*b),
-        Some(Value::BytesValue(b)) => J::String(hex::encode(b)),
+        Some(Value::BytesValue(b)) => J::String(super::hex_string(b)),
         Some(Value::ArrayValue(a)) => {
             J::Array(a.values.iter().map(|v| any_to_json(Some(v))).collect())
         }

@@ -140,8 +140,16 @@ pub(crate) fn id_hex(bytes: &[u8]) -> Option<String> {
     if bytes.is_empty() || bytes.iter().all(|b| *b == 0) {
         None
     } else {
-        Some(hex::encode(bytes))
+        Some(hex_string(bytes))
     }
+}
+
+/// `bytes` in lowercase hex (`hex::encode` builds its string a char at a time, which
+/// showed in profiles: every record has three or four ids).
+pub(crate) fn hex_string(bytes: &[u8]) -> String {
+    let mut text = vec![0; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut text).expect("twice the bytes");
+    String::from_utf8(text).expect("hex digits are ASCII")
 }
 
 /// Codex 0.80 sends the per-process submission counter ("0", "1") as the turn id.

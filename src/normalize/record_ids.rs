@@ -72,7 +72,7 @@ fn record_id(signal: Signal, resource_key: &str, record: &[u8]) -> String {
     hasher.update(signal.as_str().as_bytes());
     hasher.update(resource_key.as_bytes());
     hasher.update(record);
-    hex::encode(&hasher.finalize()[..12])
+    super::hex_string(&hasher.finalize()[..12])
 }
 
 /// The values of length-delimited field `number` in the protobuf message `message`,

@@ -82,7 +82,14 @@ impl RolloutSnapshot {
     /// The rollout's graph as of the snapshot.
     pub fn graph(&self) -> Arc<RolloutGraph> {
         if let Some(graph) = &self.cached {
-            return graph.clone();
+            // Records kept only as evidence change no more than the count: the graph
+            // is not reduced again for them.
+            if graph.telemetry.record_count == self.record_count {
+                return graph.clone();
+            }
+            let mut graph = RolloutGraph::clone(graph);
+            graph.telemetry.record_count = self.record_count;
+            return Arc::new(graph);
         }
         let events = self.chunks.iter().flat_map(|chunk| chunk.iter());
         let mut graph = reduce_kept(&self.rollout_id, events);

@@ -13,6 +13,7 @@
 //! of a bundle: spans and log records the reducer does not use) are not built, only
 //! the ids replay indexes are read from them (see [`OpeningBundle::replay`]).
 
+use super::event_line::Sequenced;
 use super::manifest::{MANIFEST_FILE_NAME, Manifest, PAYLOADS_DIR_NAME, RAW_EVENT_LOG_FILE_NAME};
 use super::spare::Spare;
 use super::wal::WalBatch;
@@ -142,10 +143,11 @@ impl Bundle {
     }
 
     /// Gives the events the next sequence numbers and encodes them as log lines.
-    fn numbered_lines(&mut self, events: &mut [RawEvent]) -> Result<Vec<u8>> {
-        let mut buf = Vec::with_capacity(events.len() * 256);
+    fn numbered_lines<E: Sequenced>(&mut self, events: &mut [E]) -> Result<Vec<u8>> {
+        // An evidence event's line is about 500 bytes: room for most without regrowth.
+        let mut buf = Vec::with_capacity(events.len() * 512);
         for event in events.iter_mut() {
-            event.seq = self.next_seq;
+            event.set_seq(self.next_seq);
             self.next_seq += 1;
             serde_json::to_writer(&mut buf, event)?;
             buf.push(b'\n');
@@ -277,7 +279,11 @@ impl Bundle {
 
     /// Appends the events with their sequence numbers to `trace.jsonl`, logging the
     /// write to `batch` (durable once the batch is committed).
-    pub fn append_events(&mut self, events: &mut [RawEvent], batch: &mut WalBatch) -> Result<()> {
+    pub fn append_events<E: Sequenced>(
+        &mut self,
+        events: &mut [E],
+        batch: &mut WalBatch,
+    ) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }

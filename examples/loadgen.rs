@@ -75,6 +75,11 @@ struct Args {
     /// Filler spans per turn (fs.get_metadata / append_items), to approach the real spans-per-turn ratio
     #[arg(long, default_value_t = 30)]
     filler_spans: u32,
+    /// Spans per session in startup traces that no session record names (a real `codex exec`
+    /// run exports about 230: `load_with_cli_overrides`, `list_models`, fs.* ...). The collector
+    /// keeps them as unattributed records waiting for their session for 10 minutes.
+    #[arg(long, default_value_t = 0)]
+    startup_spans: u32,
     /// Sessions each client interleaves at a time (records of these get mixed into one batch)
     #[arg(long, default_value_t = 8)]
     interleave: usize,
@@ -159,6 +164,7 @@ struct Gen {
     run_tag: u32,
     turns: u32,
     filler: u32,
+    startup: u32,
 }
 
 #[derive(Default)]
@@ -300,6 +306,49 @@ impl Gen {
         }
     }
 
+    /// The session's startup spans: traces of up to 100 spans (a root and its children)
+    /// that name no conversation or turn.
+    fn startup_traces(&mut self, t0: u64, spans: &mut Vec<Span>) {
+        let mut left = self.startup;
+        while left > 0 {
+            let in_trace = left.min(100);
+            left -= in_trace;
+            let tid = self.trace_id();
+            let root = self.span_id();
+            spans.push(self.span(
+                &tid,
+                &root,
+                None,
+                "load_with_cli_overrides",
+                "codex_core::config",
+                t0,
+                t0 + 20 * MS,
+                vec![],
+                vec![],
+            ));
+            for i in 1..in_trace {
+                let sid = self.span_id();
+                let st = t0 + u64::from(i) * 50_000;
+                let name = if i % 5 == 0 {
+                    "fs.read_file"
+                } else {
+                    "fs.get_metadata"
+                };
+                spans.push(self.span(
+                    &tid,
+                    &sid,
+                    Some(&root),
+                    name,
+                    "codex_exec_server::local_file_system",
+                    st,
+                    st + 30_000,
+                    vec![kv_b("sandboxed", false)],
+                    vec![],
+                ));
+            }
+        }
+    }
+
     /// Emit the session start (if first turn) and one turn. Returns true when the session is done.
     fn turn(
         &mut self,
@@ -334,6 +383,7 @@ impl Gen {
                 extra,
                 Some((&tid, &sid)),
             ));
+            self.startup_traces(t0, spans);
         }
         let turn_no = s.turns_done;
         let turn_id = self.uuid(1, (s.idx << 8) | u64::from(turn_no & 0xff));
@@ -1165,6 +1215,7 @@ async fn run_client(
         run_tag,
         turns: args.turns.max(1),
         filler: args.filler_spans,
+        startup: args.startup_spans,
     };
     let batch = args.batch.max(1);
     let mut active: Vec<Session> = Vec::new();
@@ -1387,8 +1438,15 @@ async fn run(args: Args) -> i32 {
 
     println!("loadgen summary");
     println!(
-        "  target      {}  clients={} batch={} gzip={} turns/session={} filler_spans={} rate={}",
-        args.endpoint, clients, args.batch, args.gzip, args.turns, args.filler_spans, rate_s
+        "  target      {}  clients={} batch={} gzip={} turns/session={} filler_spans={} startup_spans={} rate={}",
+        args.endpoint,
+        clients,
+        args.batch,
+        args.gzip,
+        args.turns,
+        args.filler_spans,
+        args.startup_spans,
+        rate_s
     );
     println!(
         "  generated   {} sessions, {} turns",
@@ -1434,7 +1492,7 @@ async fn run(args: Args) -> i32 {
             .map(|(k, v)| format!("{}:{v}", json_str(k)))
             .collect();
         println!(
-            "{{\"endpoint\":{},\"clients\":{},\"batch\":{},\"gzip\":{},\"target_rate\":{},\"turns_per_session\":{},\"filler_spans\":{},\
+            "{{\"endpoint\":{},\"clients\":{},\"batch\":{},\"gzip\":{},\"target_rate\":{},\"turns_per_session\":{},\"filler_spans\":{},\"startup_spans\":{},\
 \"sessions\":{},\"turns\":{},\"requests\":{},\"log_requests\":{},\"trace_requests\":{},\"bytes\":{},\
 \"records_sent\":{},\"logs_sent\":{},\"spans_sent\":{},\"records_accepted\":{},\"records_rejected\":{},\
 \"elapsed_s\":{:.3},\"accepted_per_s\":{:.1},\"latency_ms\":{{\"p50\":{:.3},\"p90\":{:.3},\"p99\":{:.3},\"max\":{:.3}}},\
@@ -1446,6 +1504,7 @@ async fn run(args: Args) -> i32 {
             args.rate,
             args.turns,
             args.filler_spans,
+            args.startup_spans,
             total.produced.sessions_started,
             total.produced.turns,
             total.requests,

@@ -27,7 +27,8 @@ use crate::store::seen::SeenRecords;
 use crate::store::spare::SpareBundles;
 use crate::store::wal::{Ticket, Wal, WalBatch};
 use crate::store::{Bundle, DataDir, METRICS, UNATTRIBUTED};
-use anyhow::Result;
+use anyhow::{Context, Result};
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -338,7 +339,9 @@ impl Collector {
             let tied = self.pending.take_resolved(&learned, |record| {
                 rollout_named_by(ids, record).map(str::to_owned)
             });
-            for (rollout, record) in tied {
+            let mut pack_lines = HashMap::new();
+            for (rollout, pending) in tied {
+                let record = self.with_evidence(pending, &mut pack_lines)?;
                 // Moved already when a restart cut the move short: not moved twice.
                 if self.admit(&rollout, &record)? {
                     resolved.push(record.clone());
@@ -374,12 +377,13 @@ impl Collector {
         targets.sort();
         for rollout in targets {
             let records = by_rollout.remove(&rollout).unwrap_or_default();
+            let offset = self.append(&rollout, &records)?;
             if rollout == UNATTRIBUTED {
-                for record in &records {
-                    self.pending.add(record.clone(), now);
+                for (index, record) in records.into_iter().enumerate() {
+                    self.pending
+                        .add(Pending::new(record, now, Some((offset, index))));
                 }
             }
-            self.append(&rollout, records)?;
             if rollout != UNATTRIBUTED && rollout != METRICS {
                 self.last_received.insert(rollout.clone(), now);
                 report.rollouts_touched.push(rollout);
@@ -609,7 +613,9 @@ impl Collector {
         Ok(self.bundles.get_mut(rollout).expect("bundle"))
     }
 
-    fn append(&mut self, rollout: &str, records: Vec<NormalizedRecord>) -> Result<()> {
+    /// Appends `records` to `rollout`'s bundle; returns the offset of their payload
+    /// line in its pack.
+    fn append(&mut self, rollout: &str, records: &[NormalizedRecord]) -> Result<u64> {
         let started_at = records
             .iter()
             .flat_map(|r| r.events.iter().map(|e| e.wall_time_unix_ms))
@@ -677,7 +683,33 @@ impl Collector {
                 state.count_record(Some(line.evidence.record_id));
             }
         }
-        Ok(())
+        Ok(offset)
+    }
+
+    /// The record of `pending`, its evidence read back from the `unattributed`
+    /// bundle's payload pack if it was let go of (`pack_lines`: the lines read so far).
+    fn with_evidence(
+        &self,
+        pending: Pending,
+        pack_lines: &mut HashMap<u64, Vec<Box<serde_json::value::RawValue>>>,
+    ) -> Result<NormalizedRecord> {
+        let mut record = pending.record;
+        if let Some((offset, index)) = pending.evidence_at {
+            let line = match pack_lines.entry(offset) {
+                std::collections::hash_map::Entry::Occupied(line) => line.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(crate::store::bundle::read_pack_line(
+                        &self.data_dir.rollout_dir(UNATTRIBUTED),
+                        offset,
+                    )?)
+                }
+            };
+            let evidence = line.get_mut(index).with_context(|| {
+                format!("no record {index} in the unattributed payload line at {offset}")
+            })?;
+            record.evidence = std::mem::replace(evidence, RawValue::NULL.to_owned());
+        }
+        Ok(record)
     }
 
     /// Closes rollouts that went quiet: those with no record received for `idle`
@@ -922,7 +954,7 @@ fn restore_pending(
                     .unwrap_or(&serde_json::Value::Null),
             )?;
         }
-        pending.push(Pending { record, received });
+        pending.push(Pending::new(record, received, None));
     }
     Ok(pending)
 }
@@ -986,6 +1018,17 @@ mod tests {
             .unwrap();
         assert_eq!(collector.pending_count(), 0);
         assert_eq!(records_in(&mut collector, "conversation"), 4);
+
+        // Each moved record took its evidence along, read back from where it waited.
+        let pack = std::fs::read_to_string(
+            DataDir::new(dir.path())
+                .rollout_dir("conversation")
+                .join(crate::store::bundle::PAYLOAD_PACK),
+        )
+        .unwrap();
+        for n in 1..=4 {
+            assert_eq!(pack.matches(&format!("{{\"n\":{n}}}")).count(), 1, "{pack}");
+        }
 
         // Moved records do not wait again after the next restart, and are not doubled.
         drop(collector);

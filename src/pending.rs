@@ -20,11 +20,40 @@ use std::time::{Duration, Instant};
 
 /// How long an unattributed record waits for the record that ties it to a session.
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
+/// At most this many records wait (about 0.8 KB each); past it the oldest stop waiting
+/// first. Under heavy load the wait is then shorter than [`PENDING_TTL`] (50,000 is
+/// about 10 s of records when half of 10,000 a second wait, as with short `codex
+/// exec` runs), which still covers a turn's spans that come a few seconds before the
+/// log records tying their trace: Codex exports each signal on its own schedule.
+pub const MAX_PENDING: usize = 50_000;
 
 /// A record waiting for its session, and when it came.
 pub struct Pending {
     pub record: NormalizedRecord,
     pub received: Instant,
+    /// Where the record's evidence is in the `unattributed` bundle's payload pack (the
+    /// offset of its line, and its index there); `record.evidence` is then left empty
+    /// (most of a record's size: read back only if the record finds its session).
+    pub evidence_at: Option<(u64, usize)>,
+}
+
+impl Pending {
+    /// `record`, waiting from `received`; with `evidence_at`, its evidence is dropped
+    /// from memory (see [`Pending::evidence_at`]).
+    pub fn new(
+        mut record: NormalizedRecord,
+        received: Instant,
+        evidence_at: Option<(u64, usize)>,
+    ) -> Self {
+        if evidence_at.is_some() {
+            record.evidence = serde_json::value::RawValue::NULL.to_owned();
+        }
+        Pending {
+            record,
+            received,
+            evidence_at,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -50,8 +79,8 @@ impl PendingRecords {
     /// [`PendingRecords::take_resolved`].
     pub fn restored(records: Vec<Pending>) -> Self {
         let mut pending = PendingRecords::default();
-        for Pending { record, received } in records {
-            pending.add(record, received);
+        for waiting in records {
+            pending.add(waiting);
         }
         pending.check_all = true;
         pending
@@ -70,20 +99,20 @@ impl PendingRecords {
         self.record_ids.contains(&record_id)
     }
 
-    pub fn add(&mut self, record: NormalizedRecord, received: Instant) {
-        if let Some(id) = SeenRecords::id_of(&record.record_id) {
+    pub fn add(&mut self, waiting: Pending) {
+        if let Some(id) = SeenRecords::id_of(&waiting.record.record_id) {
             self.record_ids.insert(id);
         }
         let arrival = self.next_arrival;
         self.next_arrival += 1;
-        for id in ids_named(&record) {
+        for id in ids_named(&waiting.record) {
             let waiting = self.by_id.entry(id_key(id)).or_default();
             if waiting.last() != Some(&arrival) {
                 waiting.push(arrival);
             }
         }
         self.arrivals.push_back(arrival);
-        self.waiting.insert(arrival, Pending { record, received });
+        self.waiting.insert(arrival, waiting);
     }
 
     /// Takes out, in the order they came, the records that `rollout_of` ties to a
@@ -92,7 +121,7 @@ impl PendingRecords {
         &mut self,
         learned: &[u128],
         rollout_of: impl Fn(&NormalizedRecord) -> Option<String>,
-    ) -> Vec<(String, NormalizedRecord)> {
+    ) -> Vec<(String, Pending)> {
         if self.waiting.is_empty() {
             self.check_all = false;
             return Vec::new();
@@ -119,18 +148,27 @@ impl PendingRecords {
                 continue;
             };
             if let Some(pending) = self.remove(arrival) {
-                resolved.push((rollout, pending.record));
+                resolved.push((rollout, pending));
             }
         }
         resolved
     }
 
-    /// Lets go of the records that have waited [`PENDING_TTL`] by `now` (they stay in
-    /// the `unattributed` bundle).
+    /// Lets go of the records that have waited [`PENDING_TTL`] by `now`, and of the
+    /// oldest past [`MAX_PENDING`] (they stay in the `unattributed` bundle).
     pub fn expire(&mut self, now: Instant) {
+        self.expire_past(now, MAX_PENDING);
+    }
+
+    fn expire_past(&mut self, now: Instant, max: usize) {
         while let Some(&oldest) = self.arrivals.front() {
             match self.waiting.get(&oldest) {
-                Some(pending) if now.duration_since(pending.received) < PENDING_TTL => break,
+                Some(pending)
+                    if now.duration_since(pending.received) < PENDING_TTL
+                        && self.waiting.len() <= max =>
+                {
+                    break;
+                }
                 Some(_) => {
                     self.remove(oldest);
                 }
@@ -196,15 +234,22 @@ mod tests {
     fn only_records_naming_a_learned_id_are_checked_and_come_out_in_arrival_order() {
         let now = Instant::now();
         let mut pending = PendingRecords::default();
-        pending.add(record(1, Some("trace-a"), None), now);
-        pending.add(record(2, Some("trace-b"), Some("turn-b")), now);
-        pending.add(record(3, None, Some("turn-a")), now);
-        pending.add(record(4, Some("trace-a"), None), now);
+        pending.add(Pending::new(record(1, Some("trace-a"), None), now, None));
+        pending.add(Pending::new(
+            record(2, Some("trace-b"), Some("turn-b")),
+            now,
+            None,
+        ));
+        pending.add(Pending::new(record(3, None, Some("turn-a")), now, None));
+        pending.add(Pending::new(record(4, Some("trace-a"), None), now, None));
         // Everything would resolve, but only what names trace-a or turn-a is asked.
         let resolved = pending.take_resolved(&[id_key("trace-a"), id_key("turn-a")], |_| {
             Some("rollout".to_string())
         });
-        let ids: Vec<_> = resolved.iter().map(|(_, r)| r.record_id.clone()).collect();
+        let ids: Vec<_> = resolved
+            .iter()
+            .map(|(_, p)| p.record.record_id.clone())
+            .collect();
         assert_eq!(
             ids,
             [
@@ -233,10 +278,7 @@ mod tests {
     fn restored_records_are_all_checked_once() {
         let now = Instant::now();
         let restored = (1..=3)
-            .map(|n| Pending {
-                record: record(n, Some("trace"), None),
-                received: now,
-            })
+            .map(|n| Pending::new(record(n, Some("trace"), None), now, None))
             .collect();
         let mut pending = PendingRecords::restored(restored);
         let resolved = pending.take_resolved(&[], |r| {
@@ -251,11 +293,19 @@ mod tests {
     fn records_expire_oldest_first_and_the_arrival_queue_stays_short() {
         let start = Instant::now();
         let mut pending = PendingRecords::default();
-        pending.add(record(1, Some("old"), None), start);
+        pending.add(Pending::new(record(1, Some("old"), None), start, None));
         for n in 2..=200u8 {
-            pending.add(record(n, Some("taken"), None), start + PENDING_TTL / 2);
+            pending.add(Pending::new(
+                record(n, Some("taken"), None),
+                start + PENDING_TTL / 2,
+                None,
+            ));
         }
-        pending.add(record(201, Some("young"), None), start + PENDING_TTL / 2);
+        pending.add(Pending::new(
+            record(201, Some("young"), None),
+            start + PENDING_TTL / 2,
+            None,
+        ));
         pending.take_resolved(&[id_key("taken")], |_| Some("r".into()));
         assert_eq!(pending.len(), 2);
         pending.expire(start + PENDING_TTL);
@@ -266,5 +316,23 @@ mod tests {
         assert!(pending.is_empty());
         assert!(pending.arrivals.is_empty());
         assert!(pending.by_id.is_empty());
+    }
+
+    #[test]
+    fn past_the_most_that_may_wait_the_oldest_stop_waiting() {
+        let now = Instant::now();
+        let mut pending = PendingRecords::default();
+        for n in 1..=10u8 {
+            pending.add(Pending::new(
+                record(n, Some(&format!("trace-{n}")), None),
+                now,
+                None,
+            ));
+        }
+        pending.expire_past(now, 4);
+        assert_eq!(pending.len(), 4);
+        assert!((1..=6).all(|n| !pending.contains(n)));
+        assert!((7..=10).all(|n| pending.contains(n)));
+        assert_eq!(pending.by_id.len(), 4);
     }
 }

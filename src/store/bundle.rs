@@ -395,6 +395,21 @@ pub fn read_payload(bundle_dir: &Path, payload: &RawPayloadRef) -> Result<Vec<se
     Ok(serde_json::from_slice(&body)?)
 }
 
+/// The records of the payload pack line at `offset` in `<bundle_dir>/payloads.jsonl`,
+/// each exactly as stored.
+pub fn read_pack_line(
+    bundle_dir: &Path,
+    offset: u64,
+) -> Result<Vec<Box<serde_json::value::RawValue>>> {
+    use std::io::{BufRead, Seek, SeekFrom};
+    let path = bundle_dir.join(PAYLOAD_PACK);
+    let mut file = File::open(&path).with_context(|| format!("{}", path.display()))?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(file).read_until(b'\n', &mut line)?;
+    serde_json::from_slice(&line).with_context(|| format!("{} at {offset}", path.display()))
+}
+
 /// Reads `trace.jsonl`, cutting off a torn last line.
 pub fn read_events(path: &Path) -> Result<Vec<RawEvent>> {
     let mut events = Vec::new();

@@ -21,7 +21,7 @@ use crate::proto::RolloutSummary;
 use crate::query::summary::summarize;
 use crate::reduce::graph::RolloutGraph;
 use crate::reduce::{RolloutSnapshot, RolloutState};
-use crate::store::bundle::StoredEvent;
+use crate::store::bundle::{StoredEvent, read_pack_line};
 use crate::store::event_line::{EventLine, EvidenceLine, PayloadRefLine};
 use crate::store::seen::SeenRecords;
 use crate::store::spare::SpareBundles;
@@ -30,6 +30,7 @@ use crate::store::{Bundle, DataDir, METRICS, UNATTRIBUTED};
 use anyhow::{Context, Result};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -696,13 +697,11 @@ impl Collector {
         let mut record = pending.record;
         if let Some((offset, index)) = pending.evidence_at {
             let line = match pack_lines.entry(offset) {
-                std::collections::hash_map::Entry::Occupied(line) => line.into_mut(),
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(crate::store::bundle::read_pack_line(
-                        &self.data_dir.rollout_dir(UNATTRIBUTED),
-                        offset,
-                    )?)
-                }
+                Entry::Occupied(line) => line.into_mut(),
+                Entry::Vacant(slot) => slot.insert(read_pack_line(
+                    &self.data_dir.rollout_dir(UNATTRIBUTED),
+                    offset,
+                )?),
             };
             let evidence = line.get_mut(index).with_context(|| {
                 format!("no record {index} in the unattributed payload line at {offset}")

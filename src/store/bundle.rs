@@ -380,19 +380,11 @@ pub const PAYLOAD_PACK: &str = "payloads.jsonl";
 /// The OTLP records of one stored payload: a line of the pack (`offset` set) or a whole
 /// `payloads/N.json` file (bundles written before packs).
 pub fn read_payload(bundle_dir: &Path, payload: &RawPayloadRef) -> Result<Vec<serde_json::Value>> {
-    use std::io::{BufRead, Seek, SeekFrom};
     let path = bundle_dir.join(&payload.path);
-    let body = match payload.offset {
-        Some(offset) => {
-            let mut file = File::open(&path).with_context(|| format!("{}", path.display()))?;
-            file.seek(SeekFrom::Start(offset))?;
-            let mut line = Vec::new();
-            std::io::BufReader::new(file).read_until(b'\n', &mut line)?;
-            line
-        }
-        None => fs::read(&path).with_context(|| format!("{}", path.display()))?,
-    };
-    Ok(serde_json::from_slice(&body)?)
+    Ok(serde_json::from_slice(&payload_bytes(
+        &path,
+        payload.offset,
+    )?)?)
 }
 
 /// The records of the payload pack line at `offset` in `<bundle_dir>/payloads.jsonl`,
@@ -401,13 +393,22 @@ pub fn read_pack_line(
     bundle_dir: &Path,
     offset: u64,
 ) -> Result<Vec<Box<serde_json::value::RawValue>>> {
-    use std::io::{BufRead, Seek, SeekFrom};
     let path = bundle_dir.join(PAYLOAD_PACK);
-    let mut file = File::open(&path).with_context(|| format!("{}", path.display()))?;
+    serde_json::from_slice(&payload_bytes(&path, Some(offset))?)
+        .with_context(|| format!("{} at {offset}", path.display()))
+}
+
+/// The line at `offset` of the file at `path`, or (no offset) the whole file.
+fn payload_bytes(path: &Path, offset: Option<u64>) -> Result<Vec<u8>> {
+    use std::io::{BufRead, Seek, SeekFrom};
+    let Some(offset) = offset else {
+        return fs::read(path).with_context(|| format!("{}", path.display()));
+    };
+    let mut file = File::open(path).with_context(|| format!("{}", path.display()))?;
     file.seek(SeekFrom::Start(offset))?;
     let mut line = Vec::new();
     std::io::BufReader::new(file).read_until(b'\n', &mut line)?;
-    serde_json::from_slice(&line).with_context(|| format!("{} at {offset}", path.display()))
+    Ok(line)
 }
 
 /// Reads `trace.jsonl`, cutting off a torn last line.

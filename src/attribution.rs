@@ -40,6 +40,15 @@ impl Attribution {
         self.turns.get(&id_key(turn))
     }
 
+    /// The rollout the ids in `named` are tied to: the conversation's, else the
+    /// trace's, else the turn's.
+    pub fn rollout_named(&self, named: &NamedIds) -> Option<&RolloutId> {
+        [&self.conversations, &self.traces, &self.turns]
+            .into_iter()
+            .zip(named.slots())
+            .find_map(|(map, key)| map.get(&key?))
+    }
+
     /// The shared id of `rollout` (one allocation per rollout, however many entries
     /// point at it).
     pub fn rollout_id(&self, rollout: &str) -> RolloutId {
@@ -124,6 +133,38 @@ impl Attribution {
                 self.children.remove(rollout);
             }
         }
+    }
+}
+
+/// The conversation, trace and turn ids a record names, as keys ([`id_key`]): 64
+/// bytes, where the three strings took three `Option<String>`s and their copies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NamedIds {
+    keys: [u128; 3],
+    /// Bit `i` set: `keys[i]` is named (conversation, trace, turn).
+    named: u8,
+}
+
+impl NamedIds {
+    pub fn new(conversation: Option<&str>, trace: Option<&str>, turn: Option<&str>) -> Self {
+        let mut named = NamedIds::default();
+        for (i, id) in [conversation, trace, turn].into_iter().enumerate() {
+            if let Some(id) = id {
+                named.keys[i] = id_key(id);
+                named.named |= 1 << i;
+            }
+        }
+        named
+    }
+
+    /// The conversation, trace and turn keys, in that order (`None`: not named).
+    fn slots(&self) -> [Option<u128>; 3] {
+        std::array::from_fn(|i| (self.named & (1 << i) != 0).then_some(self.keys[i]))
+    }
+
+    /// The keys named, conversation first.
+    pub fn keys(&self) -> impl Iterator<Item = u128> + use<> {
+        self.slots().into_iter().flatten()
     }
 }
 

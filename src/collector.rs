@@ -12,25 +12,24 @@
 //! (or among the records still waiting for their session). Those sets leave memory
 //! with their rollout's events when it is evicted, and come back with them.
 
-use crate::attribution::{Attribution, RolloutId};
+use crate::attribution::{Attribution, NamedIds, RolloutId};
 use crate::changes::RolloutChanges;
 use crate::normalize::raw_event::{RAW_EVENT_SCHEMA_VERSION, RawPayloadRef};
 use crate::normalize::{ExecutionStatus, NormalizedRecord, RawEvent, RawEventPayload, Signal};
-use crate::pending::{Pending, PendingRecords};
+use crate::pending::{MAX_PENDING, Pending, PendingRecords, StoredLines, WaitingRecordReader};
 use crate::proto::RolloutSummary;
 use crate::query::summary::summarize;
 use crate::reduce::graph::RolloutGraph;
 use crate::reduce::{RolloutSnapshot, RolloutState};
-use crate::store::bundle::{StoredEvent, read_pack_line};
+use crate::store::bundle::StoredEvent;
 use crate::store::event_line::{EventLine, EvidenceLine, PayloadRefLine};
+use crate::store::manifest::RAW_EVENT_LOG_FILE_NAME;
 use crate::store::seen::SeenRecords;
 use crate::store::spare::SpareBundles;
 use crate::store::wal::{Ticket, Wal, WalBatch};
 use crate::store::{Bundle, DataDir, METRICS, UNATTRIBUTED};
 use anyhow::{Context, Result};
-use serde_json::value::RawValue;
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -107,32 +106,27 @@ impl Collector {
             if !dir.exists() {
                 continue;
             }
-            if special == UNATTRIBUTED {
-                // Full events: the records not moved yet wait again for their session.
-                let (bundle, events) = Bundle::open(&dir, special, 0)?;
-                // Every session is in memory now: those moved to their rollout before the
-                // restart are in its set.
-                let pending = restore_pending(&bundle.dir, &events, |record, id| {
-                    collector
-                        .rollout_named_by(record)
-                        .and_then(|rollout| collector.seen.get(rollout))
-                        .is_some_and(|seen| seen.contains(id))
-                })?;
-                collector.pending = PendingRecords::restored(pending);
-                let state = collector
-                    .rollouts
-                    .entry(special.to_string())
-                    .or_insert_with(|| RolloutState::new(special));
-                for event in &events {
-                    state.count(event);
-                }
-                collector.bundles.insert(special.to_string(), bundle);
-                continue;
-            }
             let state = collector
                 .rollouts
                 .entry(special.to_string())
                 .or_insert_with(|| RolloutState::new(special));
+            if special == UNATTRIBUTED {
+                let bundle = Bundle::opening(&dir, special, 0)?
+                    .replay(|event| state.count_record(event.record_id()))?;
+                // The records not moved yet wait again for their session. Every session
+                // is in memory now: those moved to their rollout before the restart are
+                // in its set.
+                let waiting = waiting_in_log(&bundle.dir, |named, id| {
+                    collector
+                        .ids
+                        .rollout_named(named)
+                        .and_then(|rollout| collector.seen.get(&**rollout))
+                        .is_some_and(|seen| seen.contains(id))
+                })?;
+                collector.pending = PendingRecords::restored(waiting);
+                collector.bundles.insert(special.to_string(), bundle);
+                continue;
+            }
             let mut ids = Vec::new();
             let bundle = Bundle::opening(&dir, special, 0)?.replay(|event| {
                 ids.extend(event.record_id().and_then(SeenRecords::id_of));
@@ -337,12 +331,12 @@ impl Collector {
             let mut resolved = Vec::new();
             let learned = self.ids.take_newly_tied();
             let ids = &self.ids;
-            let tied = self.pending.take_resolved(&learned, |record| {
-                rollout_named_by(ids, record).map(str::to_owned)
+            let tied = self.pending.take_resolved(&learned, |named| {
+                ids.rollout_named(named).map(|r| r.to_string())
             });
-            let mut pack_lines = HashMap::new();
+            let mut reader = WaitingRecordReader::new(&self.data_dir.rollout_dir(UNATTRIBUTED));
             for (rollout, pending) in tied {
-                let record = self.with_evidence(pending, &mut pack_lines)?;
+                let record = reader.read(&pending)?;
                 // Moved already when a restart cut the move short: not moved twice.
                 if self.admit(&rollout, &record)? {
                     resolved.push(record.clone());
@@ -378,11 +372,10 @@ impl Collector {
         targets.sort();
         for rollout in targets {
             let records = by_rollout.remove(&rollout).unwrap_or_default();
-            let offset = self.append(&rollout, &records)?;
+            let lines = self.append(&rollout, &records)?;
             if rollout == UNATTRIBUTED {
-                for (index, record) in records.into_iter().enumerate() {
-                    self.pending
-                        .add(Pending::new(record, now, Some((offset, index))));
+                for (record, lines) in records.iter().zip(lines) {
+                    self.pending.add(Pending::new(record, now, lines));
                 }
             }
             if rollout != UNATTRIBUTED && rollout != METRICS {
@@ -614,9 +607,9 @@ impl Collector {
         Ok(self.bundles.get_mut(rollout).expect("bundle"))
     }
 
-    /// Appends `records` to `rollout`'s bundle; returns the offset of their payload
-    /// line in its pack.
-    fn append(&mut self, rollout: &str, records: &[NormalizedRecord]) -> Result<u64> {
+    /// Appends `records` to `rollout`'s bundle; returns where each one's event lines
+    /// went.
+    fn append(&mut self, rollout: &str, records: &[NormalizedRecord]) -> Result<Vec<StoredLines>> {
         let started_at = records
             .iter()
             .flat_map(|r| r.events.iter().map(|e| e.wall_time_unix_ms))
@@ -670,7 +663,8 @@ impl Collector {
                 ));
             }
         }
-        bundle.append_events(&mut lines, &mut self.batch)?;
+        let mut ends = Vec::with_capacity(lines.len());
+        let lines_at = bundle.append_events_measured(&mut lines, &mut ends, &mut self.batch)?;
         let state = self
             .rollouts
             .entry(rollout.to_string())
@@ -684,31 +678,7 @@ impl Collector {
                 state.count_record(Some(line.evidence.record_id));
             }
         }
-        Ok(offset)
-    }
-
-    /// The record of `pending`, its evidence read back from the `unattributed`
-    /// bundle's payload pack if it was let go of (`pack_lines`: the lines read so far).
-    fn with_evidence(
-        &self,
-        pending: Pending,
-        pack_lines: &mut HashMap<u64, Vec<Box<serde_json::value::RawValue>>>,
-    ) -> Result<NormalizedRecord> {
-        let mut record = pending.record;
-        if let Some((offset, index)) = pending.evidence_at {
-            let line = match pack_lines.entry(offset) {
-                Entry::Occupied(line) => line.into_mut(),
-                Entry::Vacant(slot) => slot.insert(read_pack_line(
-                    &self.data_dir.rollout_dir(UNATTRIBUTED),
-                    offset,
-                )?),
-            };
-            let evidence = line.get_mut(index).with_context(|| {
-                format!("no record {index} in the unattributed payload line at {offset}")
-            })?;
-            record.evidence = std::mem::replace(evidence, RawValue::NULL.to_owned());
-        }
-        Ok(record)
+        Ok(stored_lines(records, lines_at, &ends))
     }
 
     /// Closes rollouts that went quiet: those with no record received for `idle`
@@ -889,73 +859,105 @@ fn differs_from_last(last: &mut String, id: &str) -> bool {
 /// trace's, else its turn's.
 fn rollout_named_by<'a>(ids: &'a Attribution, record: &NormalizedRecord) -> Option<&'a str> {
     let a = &record.attribution;
-    a.conversation_id
-        .as_ref()
-        .and_then(|c| ids.conversation(c))
-        .or_else(|| a.trace_id.as_ref().and_then(|t| ids.trace(t)))
-        .or_else(|| a.turn_id.as_ref().and_then(|t| ids.turn(t)))
-        .map(|r| &**r)
+    let named = NamedIds::new(
+        a.conversation_id.as_deref(),
+        a.trace_id.as_deref(),
+        a.turn_id.as_deref(),
+    );
+    ids.rollout_named(&named).map(|r| &**r)
 }
 
-/// Rebuilds the unattributed records still waiting for their session from the
-/// `unattributed` bundle (events plus the OTLP evidence in its payload files), leaving
-/// out those already moved to a rollout (`moved`: given the record without its evidence).
-fn restore_pending(
+/// Where the event lines of each of `records` went, from where their `lines` went
+/// (`offset` and `ends`, as [`Bundle::append_events_measured`] gives them).
+fn stored_lines(records: &[NormalizedRecord], offset: u64, ends: &[usize]) -> Vec<StoredLines> {
+    let mut start = 0;
+    let mut next_line = 0;
+    records
+        .iter()
+        .map(|record| {
+            next_line += record.events.len();
+            let end = next_line.checked_sub(1).map_or(start, |last| ends[last]);
+            let lines = StoredLines {
+                offset: offset + start as u64,
+                len: (end - start) as u32,
+            };
+            start = end;
+            lines
+        })
+        .collect()
+}
+
+/// The unattributed records in `bundle_dir`'s `trace.jsonl` still waiting for their
+/// session (the newest [`MAX_PENDING`]), leaving out those already moved to a rollout
+/// (`moved`: given what the record names and its id). Only what each line needs to
+/// wait is read.
+fn waiting_in_log(
     bundle_dir: &std::path::Path,
-    events: &[RawEvent],
-    moved: impl Fn(&NormalizedRecord, u128) -> bool,
+    moved: impl Fn(&NamedIds, u128) -> bool,
 ) -> Result<Vec<Pending>> {
-    let received = std::time::Instant::now();
-    let mut payload_files: HashMap<(String, Option<u64>), Vec<serde_json::Value>> = HashMap::new();
-    let mut pending: Vec<Pending> = Vec::new();
-    for event in events {
-        let Some(ev) = &event.evidence else { continue };
-        let Some(id) = SeenRecords::id_of(&ev.record_id) else {
-            continue;
-        };
-        let event_of = crate::normalize::PendingEvent {
-            wall_time_unix_ms: event.wall_time_unix_ms,
-            payload: event.payload.clone(),
-        };
-        // A record's events are stored together.
-        if let Some(last) = pending.last_mut()
-            && last.record.record_id == ev.record_id
-        {
-            last.record.events.push(event_of);
-            continue;
-        }
-        let mut record = NormalizedRecord {
-            record_id: ev.record_id.clone(),
-            signal: Signal::parse(&ev.signal).unwrap_or(Signal::Logs),
-            attribution: crate::normalize::Attribution {
-                conversation_id: None,
-                trace_id: ev.trace_id.clone(),
-                span_id: ev.span_id.clone(),
-                parent_span_id: ev.parent_span_id.clone(),
-                turn_id: event.codex_turn_id.clone(),
-                ..Default::default()
-            },
-            events: vec![event_of],
-            evidence: serde_json::value::to_raw_value(&serde_json::Value::Null)?,
-        };
-        if moved(&record, id) {
-            continue;
-        }
-        if let Some(payload) = &ev.raw_payload {
-            let key = (payload.path.clone(), payload.offset);
-            if !payload_files.contains_key(&key) {
-                let records = crate::store::bundle::read_payload(bundle_dir, payload)?;
-                payload_files.insert(key.clone(), records);
-            }
-            record.evidence = serde_json::value::to_raw_value(
-                payload_files[&key]
-                    .get(payload.index)
-                    .unwrap_or(&serde_json::Value::Null),
-            )?;
-        }
-        pending.push(Pending::new(record, received, None));
+    #[derive(serde::Deserialize)]
+    struct WaitingLine<'a> {
+        #[serde(borrow)]
+        codex_turn_id: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        evidence: Option<WaitingEvidence<'a>>,
     }
-    Ok(pending)
+    #[derive(serde::Deserialize)]
+    struct WaitingEvidence<'a> {
+        #[serde(borrow)]
+        record_id: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        trace_id: Option<std::borrow::Cow<'a, str>>,
+    }
+    let received = std::time::Instant::now();
+    let mut waiting: VecDeque<Pending> = VecDeque::new();
+    let mut last_record: Option<u128> = None;
+    crate::store::bundle::for_each_line(
+        &bundle_dir.join(RAW_EVENT_LOG_FILE_NAME),
+        |offset, line| {
+            let parsed: WaitingLine = serde_json::from_slice(line)
+                .with_context(|| format!("bad unattributed event line at {offset}"))?;
+            let Some(id) = parsed
+                .evidence
+                .as_ref()
+                .and_then(|ev| SeenRecords::id_of(&ev.record_id))
+            else {
+                last_record = None;
+                return Ok(());
+            };
+            let len = line.len() as u32 + 1;
+            // A record's events are stored together.
+            if last_record == Some(id) {
+                if let Some(last) = waiting.back_mut().filter(|last| last.record_id == Some(id)) {
+                    last.lines.len += len;
+                }
+                return Ok(());
+            }
+            last_record = Some(id);
+            let named = NamedIds::new(
+                None,
+                parsed
+                    .evidence
+                    .as_ref()
+                    .and_then(|ev| ev.trace_id.as_deref()),
+                parsed.codex_turn_id.as_deref(),
+            );
+            if moved(&named, id) {
+                return Ok(());
+            }
+            waiting.push_back(Pending {
+                received,
+                record_id: Some(id),
+                named,
+                lines: StoredLines { offset, len },
+            });
+            if waiting.len() > MAX_PENDING {
+                waiting.pop_front();
+            }
+            Ok(())
+        },
+    )?;
+    Ok(waiting.into())
 }
 
 #[cfg(test)]
@@ -1034,5 +1036,60 @@ mod tests {
         let mut collector = Collector::open(DataDir::new(dir.path())).unwrap();
         assert_eq!(collector.pending_count(), 0);
         assert_eq!(records_in(&mut collector, "conversation"), 4);
+    }
+
+    #[test]
+    fn a_waiting_record_moves_with_all_its_events_and_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut collector = Collector::open(DataDir::new(dir.path())).unwrap();
+        // One request of records with one, two and three events.
+        let with_events = |n: u8, count: usize| {
+            let mut r = record(n, None, "trace-1");
+            r.attribution.span_id = Some(format!("span-{n}"));
+            r.attribution.turn_id = Some("turn-1".into());
+            r.events = (0..count)
+                .map(|i| PendingEvent {
+                    wall_time_unix_ms: 1_795_312_060_000 + i as i64,
+                    payload: RawEventPayload::OtelSpan {
+                        name: format!("span {n}.{i}"),
+                    },
+                })
+                .collect();
+            r
+        };
+        let waiting = vec![with_events(1, 1), with_events(2, 2), with_events(3, 3)];
+        collector.ingest(waiting.clone()).unwrap();
+        assert_eq!(collector.pending_count(), 3);
+        collector
+            .ingest(vec![record(4, Some("conversation"), "trace-1")])
+            .unwrap();
+        assert_eq!(collector.pending_count(), 0);
+
+        let events = crate::store::bundle::read_events(
+            &DataDir::new(dir.path())
+                .rollout_dir("conversation")
+                .join(RAW_EVENT_LOG_FILE_NAME),
+        )
+        .unwrap();
+        for record in &waiting {
+            let moved: Vec<_> = events
+                .iter()
+                .filter(|e| {
+                    e.evidence
+                        .as_ref()
+                        .is_some_and(|ev| ev.record_id == record.record_id)
+                })
+                .collect();
+            let payloads: Vec<_> = moved.iter().map(|e| e.payload.clone()).collect();
+            let expected: Vec<_> = record.events.iter().map(|e| e.payload.clone()).collect();
+            assert_eq!(payloads, expected);
+            for event in moved {
+                let ev = event.evidence.as_ref().unwrap();
+                assert_eq!(ev.trace_id.as_deref(), Some("trace-1"));
+                assert_eq!(ev.span_id, record.attribution.span_id);
+                assert_eq!(event.codex_turn_id.as_deref(), Some("turn-1"));
+                assert_eq!(event.rollout_id, "conversation");
+            }
+        }
     }
 }

@@ -12,47 +12,157 @@
 //! record on every request cost time in proportion to how many wait: tens of thousands
 //! with a few hundred Codex runs in ten minutes.)
 
-use crate::attribution::id_key;
-use crate::normalize::NormalizedRecord;
+use crate::attribution::NamedIds;
+use crate::normalize::raw_event::{RawEvent, RawPayloadRef};
+use crate::normalize::{Attribution, NormalizedRecord, PendingEvent, Signal};
+use crate::store::bundle::{read_event_lines, read_pack_line, read_payload};
+use crate::store::manifest::RAW_EVENT_LOG_FILE_NAME;
 use crate::store::seen::{RecordIdTable, SeenRecords};
+use anyhow::{Context, Result};
+use serde_json::value::RawValue;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How long an unattributed record waits for the record that ties it to a session.
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
-/// At most this many records wait (about 0.8 KB each); past it the oldest stop waiting
-/// first. Under heavy load the wait is then shorter than [`PENDING_TTL`] (50,000 is
-/// about 10 s of records when half of 10,000 a second wait, as with short `codex
-/// exec` runs), which still covers a turn's spans that come a few seconds before the
-/// log records tying their trace: Codex exports each signal on its own schedule.
+/// At most this many records wait (about 0.3 KB each, with the tables); past it the
+/// oldest stop waiting first. Under heavy load the wait is then shorter than
+/// [`PENDING_TTL`] (50,000 is about 10 s of records when half of 10,000 a second
+/// wait, as with short `codex exec` runs), which still covers a turn's spans that come
+/// a few seconds before the log records tying their trace: Codex exports each signal
+/// on its own schedule.
 pub const MAX_PENDING: usize = 50_000;
 
-/// A record waiting for its session, and when it came.
+/// A record waiting for its session: only what finds it a session, and where it is.
+/// The record itself (its events, ids and evidence) is in the `unattributed` bundle,
+/// read back if it finds its session ([`stored_record`]).
+#[derive(Clone, Debug)]
 pub struct Pending {
-    pub record: NormalizedRecord,
     pub received: Instant,
-    /// Where the record's evidence is in the `unattributed` bundle's payload pack (the
-    /// offset of its line, and its index there); `record.evidence` is then left empty
-    /// (most of a record's size: read back only if the record finds its session).
-    pub evidence_at: Option<(u64, usize)>,
+    pub record_id: Option<u128>,
+    /// The conversation, trace and turn it names.
+    pub named: NamedIds,
+    /// Its event lines in the `unattributed` bundle's `trace.jsonl`.
+    pub lines: StoredLines,
+}
+
+/// Where a record's event lines are in a bundle's `trace.jsonl` (a record's events are
+/// stored together).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredLines {
+    pub offset: u64,
+    pub len: u32,
 }
 
 impl Pending {
-    /// `record`, waiting from `received`; with `evidence_at`, its evidence is dropped
-    /// from memory (see [`Pending::evidence_at`]).
-    pub fn new(
-        mut record: NormalizedRecord,
-        received: Instant,
-        evidence_at: Option<(u64, usize)>,
-    ) -> Self {
-        if evidence_at.is_some() {
-            record.evidence = serde_json::value::RawValue::NULL.to_owned();
-        }
+    /// `record`, waiting from `received`, stored in `lines`.
+    pub fn new(record: &NormalizedRecord, received: Instant, lines: StoredLines) -> Self {
+        let a = &record.attribution;
         Pending {
-            record,
             received,
-            evidence_at,
+            record_id: SeenRecords::id_of(&record.record_id),
+            named: NamedIds::new(
+                a.conversation_id.as_deref(),
+                a.trace_id.as_deref(),
+                a.turn_id.as_deref(),
+            ),
+            lines,
         }
+    }
+}
+
+/// A waiting record rebuilt from its event lines (`events`, in order): its events and
+/// the ids its lines keep, without its evidence; and where that evidence is. `None` if
+/// the lines hold no record's event.
+///
+/// A waiting record names no conversation (one that names a conversation has a
+/// session); its service name and version are not kept (the rollout takes them from
+/// its own records).
+pub fn stored_record(events: Vec<RawEvent>) -> Option<(NormalizedRecord, RawPayloadRef)> {
+    let mut events = events.into_iter();
+    let first = events.next()?;
+    let evidence = first.evidence?;
+    let payload = evidence.raw_payload?;
+    let mut record = NormalizedRecord {
+        record_id: evidence.record_id,
+        signal: Signal::parse(&evidence.signal).unwrap_or(Signal::Logs),
+        attribution: Attribution {
+            trace_id: evidence.trace_id,
+            span_id: evidence.span_id,
+            parent_span_id: evidence.parent_span_id,
+            turn_id: first.codex_turn_id,
+            ..Default::default()
+        },
+        events: vec![PendingEvent {
+            wall_time_unix_ms: first.wall_time_unix_ms,
+            payload: first.payload,
+        }],
+        evidence: serde_json::value::RawValue::NULL.to_owned(),
+    };
+    record.events.extend(events.map(|event| PendingEvent {
+        wall_time_unix_ms: event.wall_time_unix_ms,
+        payload: event.payload,
+    }));
+    Some((record, payload))
+}
+
+/// Reads waiting records back from the `unattributed` bundle (`trace.jsonl` for the
+/// record, the payload pack for its evidence), keeping the pack lines it read: the
+/// records of one request share one.
+pub struct WaitingRecordReader {
+    bundle_dir: PathBuf,
+    /// `trace.jsonl`, opened at the first read.
+    log: Option<File>,
+    pack_lines: HashMap<u64, Vec<Box<RawValue>>>,
+}
+
+impl WaitingRecordReader {
+    pub fn new(bundle_dir: &Path) -> Self {
+        WaitingRecordReader {
+            bundle_dir: bundle_dir.to_path_buf(),
+            log: None,
+            pack_lines: HashMap::new(),
+        }
+    }
+
+    /// The record `pending` waits with, whole: its events, ids and evidence.
+    pub fn read(&mut self, pending: &Pending) -> Result<NormalizedRecord> {
+        let log = match &mut self.log {
+            Some(log) => log,
+            None => {
+                let path = self.bundle_dir.join(RAW_EVENT_LOG_FILE_NAME);
+                self.log
+                    .insert(File::open(&path).with_context(|| format!("{}", path.display()))?)
+            }
+        };
+        let StoredLines { offset, len } = pending.lines;
+        let (mut record, payload) = stored_record(read_event_lines(log, offset, len as usize)?)
+            .with_context(|| format!("no waiting record in the event lines at {offset}"))?;
+        record.evidence = match payload.offset {
+            Some(line_at) => {
+                let line = match self.pack_lines.entry(line_at) {
+                    Entry::Occupied(line) => line.into_mut(),
+                    Entry::Vacant(slot) => slot.insert(read_pack_line(&self.bundle_dir, line_at)?),
+                };
+                let evidence = line.get_mut(payload.index).with_context(|| {
+                    format!(
+                        "no record {} in the payload line at {line_at}",
+                        payload.index
+                    )
+                })?;
+                std::mem::replace(evidence, RawValue::NULL.to_owned())
+            }
+            // A payload file of a bundle written before packs.
+            None => serde_json::value::to_raw_value(
+                read_payload(&self.bundle_dir, &payload)?
+                    .get(payload.index)
+                    .unwrap_or(&serde_json::Value::Null),
+            )?,
+        };
+        Ok(record)
     }
 }
 
@@ -65,7 +175,7 @@ pub struct PendingRecords {
     arrivals: VecDeque<u64>,
     next_arrival: u64,
     /// The arrival numbers of the records naming each conversation, trace and turn id
-    /// (by [`id_key`]).
+    /// (by [`crate::attribution::id_key`]).
     by_id: HashMap<u128, Vec<u64>>,
     /// The record ids of the records waiting (to tell a record sent twice).
     record_ids: RecordIdTable,
@@ -100,13 +210,13 @@ impl PendingRecords {
     }
 
     pub fn add(&mut self, waiting: Pending) {
-        if let Some(id) = SeenRecords::id_of(&waiting.record.record_id) {
+        if let Some(id) = waiting.record_id {
             self.record_ids.insert(id);
         }
         let arrival = self.next_arrival;
         self.next_arrival += 1;
-        for id in ids_named(&waiting.record) {
-            let waiting = self.by_id.entry(id_key(id)).or_default();
+        for key in waiting.named.keys() {
+            let waiting = self.by_id.entry(key).or_default();
             if waiting.last() != Some(&arrival) {
                 waiting.push(arrival);
             }
@@ -116,11 +226,11 @@ impl PendingRecords {
     }
 
     /// Takes out, in the order they came, the records that `rollout_of` ties to a
-    /// rollout now, among those naming one of the ids `learned` (by [`id_key`]).
+    /// rollout now, among those naming one of the ids `learned` (by [`crate::attribution::id_key`]).
     pub fn take_resolved(
         &mut self,
         learned: &[u128],
-        rollout_of: impl Fn(&NormalizedRecord) -> Option<String>,
+        rollout_of: impl Fn(&NamedIds) -> Option<String>,
     ) -> Vec<(String, Pending)> {
         if self.waiting.is_empty() {
             self.check_all = false;
@@ -143,7 +253,7 @@ impl PendingRecords {
             let Some(rollout) = self
                 .waiting
                 .get(&arrival)
-                .and_then(|p| rollout_of(&p.record))
+                .and_then(|p| rollout_of(&p.named))
             else {
                 continue;
             };
@@ -187,11 +297,10 @@ impl PendingRecords {
 
     fn remove(&mut self, arrival: u64) -> Option<Pending> {
         let pending = self.waiting.remove(&arrival)?;
-        if let Some(id) = SeenRecords::id_of(&pending.record.record_id) {
+        if let Some(id) = pending.record_id {
             self.record_ids.remove(&id);
         }
-        for id in ids_named(&pending.record) {
-            let key = id_key(id);
+        for key in pending.named.keys() {
             if let Some(waiting) = self.by_id.get_mut(&key) {
                 waiting.retain(|a| *a != arrival);
                 if waiting.is_empty() {
@@ -203,18 +312,16 @@ impl PendingRecords {
     }
 }
 
-/// The ids a record names that can tie it to a session.
-fn ids_named(record: &NormalizedRecord) -> impl Iterator<Item = &str> {
-    let a = &record.attribution;
-    [&a.conversation_id, &a.trace_id, &a.turn_id]
-        .into_iter()
-        .filter_map(|id| id.as_deref())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::{Attribution, Signal};
+    use crate::attribution::id_key;
+
+    const LINES: StoredLines = StoredLines { offset: 0, len: 0 };
+
+    fn id(n: u8) -> Option<u128> {
+        SeenRecords::id_of(&record(n, None, None).record_id)
+    }
 
     fn record(n: u8, trace: Option<&str>, turn: Option<&str>) -> NormalizedRecord {
         NormalizedRecord {
@@ -234,30 +341,20 @@ mod tests {
     fn only_records_naming_a_learned_id_are_checked_and_come_out_in_arrival_order() {
         let now = Instant::now();
         let mut pending = PendingRecords::default();
-        pending.add(Pending::new(record(1, Some("trace-a"), None), now, None));
+        pending.add(Pending::new(&record(1, Some("trace-a"), None), now, LINES));
         pending.add(Pending::new(
-            record(2, Some("trace-b"), Some("turn-b")),
+            &record(2, Some("trace-b"), Some("turn-b")),
             now,
-            None,
+            LINES,
         ));
-        pending.add(Pending::new(record(3, None, Some("turn-a")), now, None));
-        pending.add(Pending::new(record(4, Some("trace-a"), None), now, None));
+        pending.add(Pending::new(&record(3, None, Some("turn-a")), now, LINES));
+        pending.add(Pending::new(&record(4, Some("trace-a"), None), now, LINES));
         // Everything would resolve, but only what names trace-a or turn-a is asked.
         let resolved = pending.take_resolved(&[id_key("trace-a"), id_key("turn-a")], |_| {
             Some("rollout".to_string())
         });
-        let ids: Vec<_> = resolved
-            .iter()
-            .map(|(_, p)| p.record.record_id.clone())
-            .collect();
-        assert_eq!(
-            ids,
-            [
-                record(1, None, None).record_id,
-                record(3, None, None).record_id,
-                record(4, None, None).record_id
-            ]
-        );
+        let ids: Vec<_> = resolved.iter().map(|(_, p)| p.record_id).collect();
+        assert_eq!(ids, [id(1), id(3), id(4)]);
         assert_eq!(pending.len(), 1);
         assert!(pending.contains(2));
         assert!(!pending.contains(1));
@@ -278,11 +375,11 @@ mod tests {
     fn restored_records_are_all_checked_once() {
         let now = Instant::now();
         let restored = (1..=3)
-            .map(|n| Pending::new(record(n, Some("trace"), None), now, None))
+            .map(|n| Pending::new(&record(n, Some(&format!("trace-{n}")), None), now, LINES))
             .collect();
         let mut pending = PendingRecords::restored(restored);
-        let resolved = pending.take_resolved(&[], |r| {
-            (r.record_id == record(2, None, None).record_id).then(|| "r".to_string())
+        let resolved = pending.take_resolved(&[], |named| {
+            (*named == NamedIds::new(None, Some("trace-2"), None)).then(|| "r".to_string())
         });
         assert_eq!(resolved.len(), 1);
         assert!(pending.take_resolved(&[], |_| Some("r".into())).is_empty());
@@ -293,18 +390,18 @@ mod tests {
     fn records_expire_oldest_first_and_the_arrival_queue_stays_short() {
         let start = Instant::now();
         let mut pending = PendingRecords::default();
-        pending.add(Pending::new(record(1, Some("old"), None), start, None));
+        pending.add(Pending::new(&record(1, Some("old"), None), start, LINES));
         for n in 2..=200u8 {
             pending.add(Pending::new(
-                record(n, Some("taken"), None),
+                &record(n, Some("taken"), None),
                 start + PENDING_TTL / 2,
-                None,
+                LINES,
             ));
         }
         pending.add(Pending::new(
-            record(201, Some("young"), None),
+            &record(201, Some("young"), None),
             start + PENDING_TTL / 2,
-            None,
+            LINES,
         ));
         pending.take_resolved(&[id_key("taken")], |_| Some("r".into()));
         assert_eq!(pending.len(), 2);
@@ -324,9 +421,9 @@ mod tests {
         let mut pending = PendingRecords::default();
         for n in 1..=10u8 {
             pending.add(Pending::new(
-                record(n, Some(&format!("trace-{n}")), None),
+                &record(n, Some(&format!("trace-{n}")), None),
                 now,
-                None,
+                LINES,
             ));
         }
         pending.expire_past(now, 4);
@@ -334,5 +431,71 @@ mod tests {
         assert!((1..=6).all(|n| !pending.contains(n)));
         assert!((7..=10).all(|n| pending.contains(n)));
         assert_eq!(pending.by_id.len(), 4);
+    }
+
+    #[test]
+    fn a_record_is_rebuilt_from_its_event_lines_without_its_evidence() {
+        use crate::normalize::RawEventPayload;
+        use crate::normalize::raw_event::{Evidence, RAW_EVENT_SCHEMA_VERSION};
+        let payload = RawPayloadRef {
+            raw_payload_id: "pack:7".into(),
+            kind: "otlp_traces".into(),
+            path: "payloads.jsonl".into(),
+            index: 3,
+            offset: Some(7),
+        };
+        let line = |seq, wall_time_unix_ms, payload_kind| RawEvent {
+            schema_version: RAW_EVENT_SCHEMA_VERSION,
+            seq,
+            wall_time_unix_ms,
+            rollout_id: "unattributed".into(),
+            thread_id: None,
+            codex_turn_id: Some("turn-1".into()),
+            payload: payload_kind,
+            evidence: Some(Evidence {
+                record_id: "ab".repeat(12),
+                signal: "traces".into(),
+                trace_id: Some("trace-1".into()),
+                span_id: Some("span-1".into()),
+                parent_span_id: None,
+                raw_payload: Some(payload.clone()),
+            }),
+        };
+        let started = RawEventPayload::CodexTurnStarted {
+            codex_turn_id: "turn-1".into(),
+            thread_id: None,
+            source: "run_turn".into(),
+        };
+        let ended = RawEventPayload::CodexTurnEnded {
+            codex_turn_id: "turn-1".into(),
+            source: "run_turn".into(),
+        };
+        let (record, at) = stored_record(vec![
+            line(5, 10, started.clone()),
+            line(6, 20, ended.clone()),
+        ])
+        .unwrap();
+        assert_eq!(at, payload);
+        assert_eq!(record.record_id, "ab".repeat(12));
+        assert_eq!(record.signal, Signal::Traces);
+        assert_eq!(record.attribution.trace_id.as_deref(), Some("trace-1"));
+        assert_eq!(record.attribution.span_id.as_deref(), Some("span-1"));
+        assert_eq!(record.attribution.turn_id.as_deref(), Some("turn-1"));
+        assert_eq!(record.attribution.conversation_id, None);
+        let events: Vec<_> = record
+            .events
+            .iter()
+            .map(|e| (e.wall_time_unix_ms, e.payload.clone()))
+            .collect();
+        assert_eq!(events, [(10, started), (20, ended)]);
+        assert_eq!(record.evidence.get(), "null");
+        assert!(stored_record(Vec::new()).is_none());
+        // What it names is what the record named.
+        let waiting = Pending::new(&record, Instant::now(), LINES);
+        assert_eq!(
+            waiting.named,
+            NamedIds::new(None, Some("trace-1"), Some("turn-1"))
+        );
+        assert_eq!(waiting.record_id, SeenRecords::id_of(&"ab".repeat(12)));
     }
 }

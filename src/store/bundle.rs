@@ -143,7 +143,12 @@ impl Bundle {
     }
 
     /// Gives the events the next sequence numbers and encodes them as log lines.
-    fn numbered_lines<E: Sequenced>(&mut self, events: &mut [E]) -> Result<Vec<u8>> {
+    /// With `ends`, where each line ends in the returned buffer.
+    fn numbered_lines<E: Sequenced>(
+        &mut self,
+        events: &mut [E],
+        mut ends: Option<&mut Vec<usize>>,
+    ) -> Result<Vec<u8>> {
         // An evidence event's line is about 500 bytes: room for most without regrowth.
         let mut buf = Vec::with_capacity(events.len() * 512);
         for event in events.iter_mut() {
@@ -151,6 +156,9 @@ impl Bundle {
             self.next_seq += 1;
             serde_json::to_writer(&mut buf, event)?;
             buf.push(b'\n');
+            if let Some(ends) = ends.as_deref_mut() {
+                ends.push(buf.len());
+            }
         }
         Ok(buf)
     }
@@ -168,7 +176,7 @@ impl Bundle {
             file.write_all(body)?;
             file.sync_all()?;
         }
-        let buf = self.numbered_lines(events)?;
+        let buf = self.numbered_lines(events, None)?;
         self.log_len = None;
         self.log.write_all(&buf)?;
         self.log.sync_data()?;
@@ -284,10 +292,31 @@ impl Bundle {
         events: &mut [E],
         batch: &mut WalBatch,
     ) -> Result<()> {
+        self.append_lines(events, None, batch).map(drop)
+    }
+
+    /// [`Bundle::append_events`], also telling where the lines went: returns the
+    /// offset of the first in `trace.jsonl`, and fills `ends` with where each ends
+    /// (counted from that offset).
+    pub fn append_events_measured<E: Sequenced>(
+        &mut self,
+        events: &mut [E],
+        ends: &mut Vec<usize>,
+        batch: &mut WalBatch,
+    ) -> Result<u64> {
+        self.append_lines(events, Some(ends), batch)
+    }
+
+    fn append_lines<E: Sequenced>(
+        &mut self,
+        events: &mut [E],
+        ends: Option<&mut Vec<usize>>,
+        batch: &mut WalBatch,
+    ) -> Result<u64> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(self.log_len.unwrap_or(0));
         }
-        let buf = self.numbered_lines(events)?;
+        let buf = self.numbered_lines(events, ends)?;
         let offset = match self.log_len {
             Some(len) => len,
             None => {
@@ -305,7 +334,7 @@ impl Bundle {
         self.log_writeback
             .appended(&self.log, offset + buf.len() as u64);
         batch.write(&self.dir.join(RAW_EVENT_LOG_FILE_NAME), offset, &buf);
-        Ok(())
+        Ok(offset)
     }
 
     /// Writes the manifest (no fsync), logging it to `batch`.
@@ -409,6 +438,41 @@ fn payload_bytes(path: &Path, offset: Option<u64>) -> Result<Vec<u8>> {
     let mut line = Vec::new();
     std::io::BufReader::new(file).read_until(b'\n', &mut line)?;
     Ok(line)
+}
+
+/// The events of the `trace.jsonl` lines that take `len` bytes from `offset` (`log`:
+/// that file, open for reading).
+pub fn read_event_lines(log: &File, offset: u64, len: usize) -> Result<Vec<RawEvent>> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0; len];
+    log.read_exact_at(&mut bytes, offset)
+        .with_context(|| format!("event lines at {offset}, {len} bytes"))?;
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            serde_json::from_slice(line)
+                .with_context(|| format!("bad event line in the {len} bytes at {offset}"))
+        })
+        .collect()
+}
+
+/// Hands each whole line of the file at `path` to `on_line`, with its offset.
+pub fn for_each_line(path: &Path, mut on_line: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+    use std::io::BufRead;
+    let file = File::open(path).with_context(|| format!("{}", path.display()))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut line = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line)?;
+        if read == 0 || line.last() != Some(&b'\n') {
+            return Ok(());
+        }
+        on_line(offset, &line[..read - 1])?;
+        offset += read as u64;
+    }
 }
 
 /// Reads `trace.jsonl`, cutting off a torn last line.

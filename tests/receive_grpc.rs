@@ -449,7 +449,27 @@ async fn records_without_a_conversation_id_are_kept_as_unattributed() {
     assert_eq!(outside_counts(&server).1, 0);
     assert!(server.rollout_ids_for_test().is_empty());
     assert!(dir.path().join("unattributed/trace.jsonl").exists());
+    assert_eq!(waiting_for_session(&server).await, 2);
     server.shutdown().await.unwrap();
+
+    // After a restart they still wait for their session.
+    let server = start(ServeConfig::ephemeral(dir.path())).await.unwrap();
+    assert_eq!(waiting_for_session(&server).await, 2);
+    server.shutdown().await.unwrap();
+}
+
+/// `received.waiting_for_session` of `GET /api/status`.
+async fn waiting_for_session(server: &rollout_collector::serve::Server) -> u64 {
+    let body = reqwest::get(format!("http://{}/api/status", server.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    status["received"]["waiting_for_session"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{status}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

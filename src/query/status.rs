@@ -20,12 +20,14 @@ impl StatusSources {
     pub fn status(&self) -> Value {
         let c = &self.ingestor.counters;
         let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
-        let (in_memory, evicted) = self
-            .ingestor
-            .collector
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .session_counts();
+        let ((in_memory, evicted), waiting) = {
+            let collector = self
+                .ingestor
+                .collector
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            (collector.session_counts(), collector.pending_count())
+        };
         json!({
             "sessions": {
                 "in_memory": in_memory,
@@ -36,6 +38,9 @@ impl StatusSources {
                 "records": load(&c.records),
                 "duplicate_records": load(&c.duplicates),
                 "unattributed_records": load(&c.unattributed),
+                // Unattributed records kept (since start, or from before a restart)
+                // that may still move into their session.
+                "waiting_for_session": waiting,
                 "refused_requests": load(&c.rejected_requests),
                 "requests_in_flight": self.ingestor.requests_in_flight(),
             },

@@ -336,7 +336,15 @@ impl Collector {
             });
             let mut reader = WaitingRecordReader::new(&self.data_dir.rollout_dir(UNATTRIBUTED));
             for (rollout, pending) in tied {
-                let record = reader.read(&pending)?;
+                // A record that cannot be read back stays where it is, in `unattributed`;
+                // the request that tied it is not failed for it.
+                let record = match reader.read(&pending) {
+                    Ok(record) => record,
+                    Err(err) => {
+                        tracing::error!(%rollout, "a record waiting for its session could not be read back: {err:#}");
+                        continue;
+                    }
+                };
                 // Moved already when a restart cut the move short: not moved twice.
                 if self.admit(&rollout, &record)? {
                     resolved.push(record.clone());
@@ -374,7 +382,8 @@ impl Collector {
             let records = by_rollout.remove(&rollout).unwrap_or_default();
             let lines = self.append(&rollout, &records)?;
             if rollout == UNATTRIBUTED {
-                for (record, lines) in records.iter().zip(lines) {
+                // A record with no event could not be read back: it does not wait.
+                for (record, lines) in records.iter().zip(lines).filter(|(_, l)| l.len > 0) {
                     self.pending.add(Pending::new(record, now, lines));
                 }
             }
@@ -1091,5 +1100,30 @@ mod tests {
                 assert_eq!(event.rollout_id, "conversation");
             }
         }
+    }
+
+    #[test]
+    fn a_waiting_record_that_cannot_be_read_back_does_not_fail_the_request_that_ties_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut collector = Collector::open(DataDir::new(dir.path())).unwrap();
+        collector.ingest(vec![record(1, None, "trace-1")]).unwrap();
+        assert_eq!(collector.pending_count(), 1);
+        // Its event line is damaged on disk (same length, no longer JSON).
+        let log = DataDir::new(dir.path())
+            .rollout_dir(UNATTRIBUTED)
+            .join(RAW_EVENT_LOG_FILE_NAME);
+        let damaged: Vec<u8> = std::fs::read(&log)
+            .unwrap()
+            .into_iter()
+            .map(|b| if b == b'\n' { b } else { b'x' })
+            .collect();
+        std::fs::write(&log, damaged).unwrap();
+
+        let report = collector
+            .ingest(vec![record(2, Some("conversation"), "trace-1")])
+            .unwrap();
+        assert_eq!(report.accepted, 1);
+        assert_eq!(collector.pending_count(), 0);
+        assert_eq!(records_in(&mut collector, "conversation"), 1);
     }
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 /// How long an unattributed record waits for the record that ties it to a session.
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
-/// At most this many records wait (about 0.3 KB each, with the tables); past it the
+/// At most this many records wait (about 0.2 KB each, with the tables); past it the
 /// oldest stop waiting first. Under heavy load the wait is then shorter than
 /// [`PENDING_TTL`] (50,000 is about 10 s of records when half of 10,000 a second
 /// wait, as with short `codex exec` runs), which still covers a turn's spans that come

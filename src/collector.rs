@@ -338,7 +338,7 @@ impl Collector {
             for (rollout, pending) in tied {
                 // A record that cannot be read back stays where it is, in `unattributed`;
                 // the request that tied it is not failed for it.
-                let record = match reader.read(&pending) {
+                let record = match reader.read(pending) {
                     Ok(record) => record,
                     Err(err) => {
                         tracing::error!(%rollout, "a record waiting for its session could not be read back: {err:#}");
@@ -380,11 +380,15 @@ impl Collector {
         targets.sort();
         for rollout in targets {
             let records = by_rollout.remove(&rollout).unwrap_or_default();
-            let lines = self.append(&rollout, &records)?;
+            let (pack_offset, lines) = self.append(&rollout, &records)?;
             if rollout == UNATTRIBUTED {
                 // A record with no event could not be read back: it does not wait.
-                for (record, lines) in records.iter().zip(lines).filter(|(_, l)| l.len > 0) {
-                    self.pending.add(Pending::new(record, now, lines));
+                for (index, (record, lines)) in records.into_iter().zip(lines).enumerate() {
+                    if lines.len > 0 {
+                        let evidence_at = Some((pack_offset, index));
+                        self.pending
+                            .add(Pending::new(record, now, lines, evidence_at));
+                    }
                 }
             }
             if rollout != UNATTRIBUTED && rollout != METRICS {
@@ -616,9 +620,13 @@ impl Collector {
         Ok(self.bundles.get_mut(rollout).expect("bundle"))
     }
 
-    /// Appends `records` to `rollout`'s bundle; returns where each one's event lines
-    /// went.
-    fn append(&mut self, rollout: &str, records: &[NormalizedRecord]) -> Result<Vec<StoredLines>> {
+    /// Appends `records` to `rollout`'s bundle; returns the offset of their payload
+    /// line in its pack, and where each one's event lines went.
+    fn append(
+        &mut self,
+        rollout: &str,
+        records: &[NormalizedRecord],
+    ) -> Result<(u64, Vec<StoredLines>)> {
         let started_at = records
             .iter()
             .flat_map(|r| r.events.iter().map(|e| e.wall_time_unix_ms))
@@ -687,7 +695,7 @@ impl Collector {
                 state.count_record(Some(line.evidence.record_id));
             }
         }
-        Ok(stored_lines(records, lines_at, &ends))
+        Ok((offset, stored_lines(records, lines_at, &ends)))
     }
 
     /// Closes rollouts that went quiet: those with no record received for `idle`
@@ -866,14 +874,16 @@ fn differs_from_last(last: &mut String, id: &str) -> bool {
 
 /// The rollout the ids `record` names are tied to: its conversation's, else its
 /// trace's, else its turn's.
+/// (As [`Attribution::rollout_named`], keying only the ids it gets to: most records
+/// name their conversation.)
 fn rollout_named_by<'a>(ids: &'a Attribution, record: &NormalizedRecord) -> Option<&'a str> {
     let a = &record.attribution;
-    let named = NamedIds::new(
-        a.conversation_id.as_deref(),
-        a.trace_id.as_deref(),
-        a.turn_id.as_deref(),
-    );
-    ids.rollout_named(&named).map(|r| &**r)
+    a.conversation_id
+        .as_ref()
+        .and_then(|c| ids.conversation(c))
+        .or_else(|| a.trace_id.as_ref().and_then(|t| ids.trace(t)))
+        .or_else(|| a.turn_id.as_ref().and_then(|t| ids.turn(t)))
+        .map(|r| &**r)
 }
 
 /// Where the event lines of each of `records` went, from where their `lines` went
@@ -954,12 +964,12 @@ fn waiting_in_log(
             if moved(&named, id) {
                 return Ok(());
             }
-            waiting.push_back(Pending {
-                received,
-                record_id: Some(id),
+            waiting.push_back(Pending::stored(
+                id,
                 named,
-                lines: StoredLines { offset, len },
-            });
+                received,
+                StoredLines { offset, len },
+            ));
             if waiting.len() > MAX_PENDING {
                 waiting.pop_front();
             }
@@ -1049,6 +1059,13 @@ mod tests {
 
     #[test]
     fn a_waiting_record_moves_with_all_its_events_and_ids() {
+        // Held whole (it came last), and read back from its lines after a restart.
+        for restart in [false, true] {
+            a_waiting_record_moves_with_all_its_events_and_ids_after(restart);
+        }
+    }
+
+    fn a_waiting_record_moves_with_all_its_events_and_ids_after(restart: bool) {
         let dir = tempfile::tempdir().unwrap();
         let mut collector = Collector::open(DataDir::new(dir.path())).unwrap();
         // One request of records with one, two and three events.
@@ -1069,6 +1086,11 @@ mod tests {
         let waiting = vec![with_events(1, 1), with_events(2, 2), with_events(3, 3)];
         collector.ingest(waiting.clone()).unwrap();
         assert_eq!(collector.pending_count(), 3);
+        if restart {
+            drop(collector);
+            collector = Collector::open(DataDir::new(dir.path())).unwrap();
+            assert_eq!(collector.pending_count(), 3);
+        }
         collector
             .ingest(vec![record(4, Some("conversation"), "trace-1")])
             .unwrap();
@@ -1107,8 +1129,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut collector = Collector::open(DataDir::new(dir.path())).unwrap();
         collector.ingest(vec![record(1, None, "trace-1")]).unwrap();
+        // After a restart it waits as where it is (not held whole), and its event line
+        // is then damaged on disk (same length, no longer JSON).
+        drop(collector);
+        let mut collector = Collector::open(DataDir::new(dir.path())).unwrap();
         assert_eq!(collector.pending_count(), 1);
-        // Its event line is damaged on disk (same length, no longer JSON).
         let log = DataDir::new(dir.path())
             .rollout_dir(UNATTRIBUTED)
             .join(RAW_EVENT_LOG_FILE_NAME);

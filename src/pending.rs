@@ -15,14 +15,13 @@
 use crate::attribution::NamedIds;
 use crate::normalize::raw_event::{RawEvent, RawPayloadRef};
 use crate::normalize::{Attribution, NormalizedRecord, PendingEvent, Signal};
-use crate::store::bundle::{read_event_lines, read_pack_line, read_payload};
+use crate::store::bundle::{EventLineReader, read_pack_line, read_payload};
 use crate::store::manifest::RAW_EVENT_LOG_FILE_NAME;
 use crate::store::seen::{RecordIdTable, SeenRecords};
 use anyhow::{Context, Result};
 use serde_json::value::RawValue;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -36,9 +35,16 @@ pub const PENDING_TTL: Duration = Duration::from_secs(600);
 /// on its own schedule.
 pub const MAX_PENDING: usize = 50_000;
 
-/// A record waiting for its session: only what finds it a session, and where it is.
-/// The record itself (its events, ids and evidence) is in the `unattributed` bundle,
-/// read back if it finds its session ([`stored_record`]).
+/// The newest this many waiting records are also held whole (without their evidence,
+/// about 1 KB each): most records that find their session do so within a few requests
+/// (a turn's spans sent just before the log records naming their trace), and are then
+/// moved without reading their events back. Older ones wait as [`Pending`] alone.
+pub const HELD_WHOLE: usize = 4_096;
+
+/// A record waiting for its session: what finds it a session, and where it is. The
+/// record itself (its events, ids and evidence) is in the `unattributed` bundle, read
+/// back if it finds its session ([`WaitingRecordReader`]); the newest are also held
+/// whole ([`HELD_WHOLE`]).
 #[derive(Clone, Debug)]
 pub struct Pending {
     pub received: Instant,
@@ -47,6 +53,15 @@ pub struct Pending {
     pub named: NamedIds,
     /// Its event lines in the `unattributed` bundle's `trace.jsonl`.
     pub lines: StoredLines,
+    held: Option<Box<HeldRecord>>,
+}
+
+/// A waiting record held whole, without its evidence, and where that is: the offset of
+/// its line in the `unattributed` payload pack, and its index there.
+#[derive(Clone, Debug)]
+struct HeldRecord {
+    record: NormalizedRecord,
+    evidence_at: (u64, usize),
 }
 
 /// Where a record's event lines are in a bundle's `trace.jsonl` (a record's events are
@@ -58,18 +73,46 @@ pub struct StoredLines {
 }
 
 impl Pending {
-    /// `record`, waiting from `received`, stored in `lines`.
-    pub fn new(record: &NormalizedRecord, received: Instant, lines: StoredLines) -> Self {
+    /// `record`, waiting from `received`, stored in `lines`; held whole (until
+    /// [`HELD_WHOLE`] newer records wait) with `evidence_at`, the offset of its payload
+    /// line in the `unattributed` pack and its index there.
+    pub fn new(
+        mut record: NormalizedRecord,
+        received: Instant,
+        lines: StoredLines,
+        evidence_at: Option<(u64, usize)>,
+    ) -> Self {
         let a = &record.attribution;
+        let named = NamedIds::new(
+            a.conversation_id.as_deref(),
+            a.trace_id.as_deref(),
+            a.turn_id.as_deref(),
+        );
+        let record_id = SeenRecords::id_of(&record.record_id);
+        let held = evidence_at.map(|evidence_at| {
+            record.evidence = RawValue::NULL.to_owned();
+            Box::new(HeldRecord {
+                record,
+                evidence_at,
+            })
+        });
         Pending {
             received,
-            record_id: SeenRecords::id_of(&record.record_id),
-            named: NamedIds::new(
-                a.conversation_id.as_deref(),
-                a.trace_id.as_deref(),
-                a.turn_id.as_deref(),
-            ),
+            record_id,
+            named,
             lines,
+            held,
+        }
+    }
+
+    /// A record read back after a restart: not held whole.
+    pub fn stored(record_id: u128, named: NamedIds, received: Instant, lines: StoredLines) -> Self {
+        Pending {
+            received,
+            record_id: Some(record_id),
+            named,
+            lines,
+            held: None,
         }
     }
 }
@@ -115,7 +158,7 @@ pub fn stored_record(events: Vec<RawEvent>) -> Option<(NormalizedRecord, RawPayl
 pub struct WaitingRecordReader {
     bundle_dir: PathBuf,
     /// `trace.jsonl`, opened at the first read.
-    log: Option<File>,
+    log: Option<EventLineReader>,
     pack_lines: HashMap<u64, Vec<Box<RawValue>>>,
 }
 
@@ -129,32 +172,26 @@ impl WaitingRecordReader {
     }
 
     /// The record `pending` waits with, whole: its events, ids and evidence.
-    pub fn read(&mut self, pending: &Pending) -> Result<NormalizedRecord> {
+    pub fn read(&mut self, pending: Pending) -> Result<NormalizedRecord> {
+        if let Some(held) = pending.held {
+            let HeldRecord {
+                mut record,
+                evidence_at: (line_at, index),
+            } = *held;
+            record.evidence = self.pack_evidence(line_at, index)?;
+            return Ok(record);
+        }
         let log = match &mut self.log {
             Some(log) => log,
-            None => {
-                let path = self.bundle_dir.join(RAW_EVENT_LOG_FILE_NAME);
-                self.log
-                    .insert(File::open(&path).with_context(|| format!("{}", path.display()))?)
-            }
+            None => self.log.insert(EventLineReader::open(
+                &self.bundle_dir.join(RAW_EVENT_LOG_FILE_NAME),
+            )?),
         };
         let StoredLines { offset, len } = pending.lines;
-        let (mut record, payload) = stored_record(read_event_lines(log, offset, len as usize)?)
+        let (mut record, payload) = stored_record(log.read(offset, len as usize)?)
             .with_context(|| format!("no waiting record in the event lines at {offset}"))?;
         record.evidence = match payload.offset {
-            Some(line_at) => {
-                let line = match self.pack_lines.entry(line_at) {
-                    Entry::Occupied(line) => line.into_mut(),
-                    Entry::Vacant(slot) => slot.insert(read_pack_line(&self.bundle_dir, line_at)?),
-                };
-                let evidence = line.get_mut(payload.index).with_context(|| {
-                    format!(
-                        "no record {} in the payload line at {line_at}",
-                        payload.index
-                    )
-                })?;
-                std::mem::replace(evidence, RawValue::NULL.to_owned())
-            }
+            Some(line_at) => self.pack_evidence(line_at, payload.index)?,
             // A payload file of a bundle written before packs.
             None => serde_json::value::to_raw_value(
                 read_payload(&self.bundle_dir, &payload)?
@@ -163,6 +200,18 @@ impl WaitingRecordReader {
             )?,
         };
         Ok(record)
+    }
+
+    /// Record `index` of the payload pack line at `line_at`.
+    fn pack_evidence(&mut self, line_at: u64, index: usize) -> Result<Box<RawValue>> {
+        let line = match self.pack_lines.entry(line_at) {
+            Entry::Occupied(line) => line.into_mut(),
+            Entry::Vacant(slot) => slot.insert(read_pack_line(&self.bundle_dir, line_at)?),
+        };
+        let evidence = line
+            .get_mut(index)
+            .with_context(|| format!("no record {index} in the payload line at {line_at}"))?;
+        Ok(std::mem::replace(evidence, RawValue::NULL.to_owned()))
     }
 }
 
@@ -179,6 +228,9 @@ pub struct PendingRecords {
     by_id: HashMap<u128, Vec<u64>>,
     /// The record ids of the records waiting (to tell a record sent twice).
     record_ids: RecordIdTable,
+    /// The arrival numbers of the records held whole, oldest first (some may have been
+    /// taken out since).
+    held: VecDeque<u64>,
     /// Every record is checked at the next [`PendingRecords::take_resolved`]: they were
     /// read back after a restart, and the ids learned meanwhile were not listed.
     check_all: bool,
@@ -222,6 +274,15 @@ impl PendingRecords {
             }
         }
         self.arrivals.push_back(arrival);
+        if waiting.held.is_some() {
+            self.held.push_back(arrival);
+            if self.held.len() > HELD_WHOLE
+                && let Some(oldest) = self.held.pop_front()
+                && let Some(older) = self.waiting.get_mut(&oldest)
+            {
+                older.held = None;
+            }
+        }
         self.waiting.insert(arrival, waiting);
     }
 
@@ -341,14 +402,30 @@ mod tests {
     fn only_records_naming_a_learned_id_are_checked_and_come_out_in_arrival_order() {
         let now = Instant::now();
         let mut pending = PendingRecords::default();
-        pending.add(Pending::new(&record(1, Some("trace-a"), None), now, LINES));
         pending.add(Pending::new(
-            &record(2, Some("trace-b"), Some("turn-b")),
+            record(1, Some("trace-a"), None),
             now,
             LINES,
+            None,
         ));
-        pending.add(Pending::new(&record(3, None, Some("turn-a")), now, LINES));
-        pending.add(Pending::new(&record(4, Some("trace-a"), None), now, LINES));
+        pending.add(Pending::new(
+            record(2, Some("trace-b"), Some("turn-b")),
+            now,
+            LINES,
+            None,
+        ));
+        pending.add(Pending::new(
+            record(3, None, Some("turn-a")),
+            now,
+            LINES,
+            None,
+        ));
+        pending.add(Pending::new(
+            record(4, Some("trace-a"), None),
+            now,
+            LINES,
+            None,
+        ));
         // Everything would resolve, but only what names trace-a or turn-a is asked.
         let resolved = pending.take_resolved(&[id_key("trace-a"), id_key("turn-a")], |_| {
             Some("rollout".to_string())
@@ -375,7 +452,14 @@ mod tests {
     fn restored_records_are_all_checked_once() {
         let now = Instant::now();
         let restored = (1..=3)
-            .map(|n| Pending::new(&record(n, Some(&format!("trace-{n}")), None), now, LINES))
+            .map(|n| {
+                Pending::new(
+                    record(n, Some(&format!("trace-{n}")), None),
+                    now,
+                    LINES,
+                    None,
+                )
+            })
             .collect();
         let mut pending = PendingRecords::restored(restored);
         let resolved = pending.take_resolved(&[], |named| {
@@ -390,18 +474,25 @@ mod tests {
     fn records_expire_oldest_first_and_the_arrival_queue_stays_short() {
         let start = Instant::now();
         let mut pending = PendingRecords::default();
-        pending.add(Pending::new(&record(1, Some("old"), None), start, LINES));
+        pending.add(Pending::new(
+            record(1, Some("old"), None),
+            start,
+            LINES,
+            None,
+        ));
         for n in 2..=200u8 {
             pending.add(Pending::new(
-                &record(n, Some("taken"), None),
+                record(n, Some("taken"), None),
                 start + PENDING_TTL / 2,
                 LINES,
+                None,
             ));
         }
         pending.add(Pending::new(
-            &record(201, Some("young"), None),
+            record(201, Some("young"), None),
             start + PENDING_TTL / 2,
             LINES,
+            None,
         ));
         pending.take_resolved(&[id_key("taken")], |_| Some("r".into()));
         assert_eq!(pending.len(), 2);
@@ -421,9 +512,10 @@ mod tests {
         let mut pending = PendingRecords::default();
         for n in 1..=10u8 {
             pending.add(Pending::new(
-                &record(n, Some(&format!("trace-{n}")), None),
+                record(n, Some(&format!("trace-{n}")), None),
                 now,
                 LINES,
+                None,
             ));
         }
         pending.expire_past(now, 4);
@@ -491,11 +583,31 @@ mod tests {
         assert_eq!(record.evidence.get(), "null");
         assert!(stored_record(Vec::new()).is_none());
         // What it names is what the record named.
-        let waiting = Pending::new(&record, Instant::now(), LINES);
+        let waiting = Pending::new(record, Instant::now(), LINES, None);
         assert_eq!(
             waiting.named,
             NamedIds::new(None, Some("trace-1"), Some("turn-1"))
         );
         assert_eq!(waiting.record_id, SeenRecords::id_of(&"ab".repeat(12)));
+    }
+
+    #[test]
+    fn only_the_newest_waiting_records_are_held_whole() {
+        let now = Instant::now();
+        let mut pending = PendingRecords::default();
+        let count = HELD_WHOLE + 10;
+        for n in 0..count {
+            let mut r = record(0, Some("trace"), None);
+            r.record_id = format!("{n:024x}");
+            pending.add(Pending::new(r, now, LINES, Some((0, n))));
+        }
+        let held = |arrival: u64| pending.waiting[&arrival].held.is_some();
+        assert!((0..10).all(|a| !held(a)));
+        assert!((10..count as u64).all(held));
+        assert_eq!(pending.held.len(), HELD_WHOLE);
+        // A held record keeps its events, not its evidence (that stays in the pack).
+        let newest = pending.waiting[&(count as u64 - 1)].held.as_ref().unwrap();
+        assert_eq!(newest.evidence_at, (0, count - 1));
+        assert_eq!(newest.record.evidence.get(), "null");
     }
 }

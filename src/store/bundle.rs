@@ -440,21 +440,73 @@ fn payload_bytes(path: &Path, offset: Option<u64>) -> Result<Vec<u8>> {
     Ok(line)
 }
 
-/// The events of the `trace.jsonl` lines that take `len` bytes from `offset` (`log`:
-/// that file, open for reading).
-pub fn read_event_lines(log: &File, offset: u64, len: usize) -> Result<Vec<RawEvent>> {
-    use std::os::unix::fs::FileExt;
-    let mut bytes = vec![0; len];
-    log.read_exact_at(&mut bytes, offset)
-        .with_context(|| format!("event lines at {offset}, {len} bytes"))?;
-    bytes
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            serde_json::from_slice(line)
-                .with_context(|| format!("bad event line in the {len} bytes at {offset}"))
+/// Reads lines of a bundle's `trace.jsonl` by where they are, a block at a time: the
+/// lines asked for one after another are often next to each other (the records of one
+/// Export), and are then read with one system call.
+pub struct EventLineReader {
+    log: File,
+    /// What was read last, and the offset it starts at.
+    block: Vec<u8>,
+    block_at: u64,
+}
+
+/// How much [`EventLineReader`] reads at a time (at least).
+const READ_AHEAD_BYTES: usize = 64 << 10;
+
+impl EventLineReader {
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(EventLineReader {
+            log: File::open(path).with_context(|| format!("{}", path.display()))?,
+            block: Vec::new(),
+            block_at: 0,
         })
-        .collect()
+    }
+
+    /// The events of the lines that take `len` bytes from `offset`.
+    pub fn read(&mut self, offset: u64, len: usize) -> Result<Vec<RawEvent>> {
+        let end = offset + len as u64;
+        let held = self.block_at..=self.block_at + self.block.len() as u64;
+        if !(held.contains(&offset) && held.contains(&end)) {
+            self.fill(offset, len)
+                .with_context(|| format!("event lines at {offset}, {len} bytes"))?;
+        }
+        let from = (offset - self.block_at) as usize;
+        self.block[from..from + len]
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                serde_json::from_slice(line)
+                    .with_context(|| format!("bad event line in the {len} bytes at {offset}"))
+            })
+            .collect()
+    }
+
+    /// Reads at least `len` bytes from `offset`, and what follows up to a block.
+    fn fill(&mut self, offset: u64, len: usize) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.block.resize(len.max(READ_AHEAD_BYTES), 0);
+        self.block_at = offset;
+        let mut filled = 0;
+        while filled < len {
+            match self
+                .log
+                .read_at(&mut self.block[filled..], offset + filled as u64)
+            {
+                Ok(0) => {
+                    self.block.truncate(filled);
+                    anyhow::bail!("the file ends {filled} bytes in");
+                }
+                Ok(n) => filled += n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    self.block.truncate(filled);
+                    return Err(err.into());
+                }
+            }
+        }
+        self.block.truncate(filled);
+        Ok(())
+    }
 }
 
 /// Hands each whole line of the file at `path` to `on_line`, with its offset.
@@ -842,5 +894,55 @@ mod tests {
                 e.payload.is_evidence_only()
             );
         }
+    }
+
+    #[test]
+    fn event_lines_are_read_back_by_where_they_are_across_read_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle_dir = dir.path().join("r");
+        let mut bundle = Bundle::opening(&bundle_dir, "r", 0)
+            .unwrap()
+            .replay(|_| {})
+            .unwrap();
+        let wal = crate::store::wal::Wal::open(dir.path()).unwrap();
+        let mut written = events();
+        let mut ends = Vec::new();
+        let mut batch = wal.batch();
+        let offset = bundle
+            .append_events_measured(&mut written, &mut ends, &mut batch)
+            .unwrap();
+        assert_eq!(ends.len(), written.len());
+        assert!(*ends.last().unwrap() > 3 * READ_AHEAD_BYTES);
+        let line = |i: usize| {
+            let start = if i == 0 { 0 } else { ends[i - 1] };
+            (offset + start as u64, ends[i] - start)
+        };
+        let mut reader = EventLineReader::open(&bundle_dir.join(RAW_EVENT_LOG_FILE_NAME)).unwrap();
+        // Forward one by one (most from a block read before), then two lines at once
+        // across a block's end, then back to the start.
+        for (i, event) in written.iter().enumerate() {
+            let (at, len) = line(i);
+            assert_eq!(
+                reader.read(at, len).unwrap(),
+                std::slice::from_ref(event),
+                "line {i}"
+            );
+        }
+        let straddling = (0..written.len() - 1)
+            .find(|&i| line(i + 1).0 + line(i + 1).1 as u64 > offset + READ_AHEAD_BYTES as u64)
+            .unwrap();
+        let (at, len) = line(straddling);
+        let both = len + line(straddling + 1).1;
+        assert_eq!(
+            reader.read(at, both).unwrap(),
+            written[straddling..straddling + 2]
+        );
+        assert_eq!(
+            reader.read(line(0).0, line(0).1).unwrap(),
+            [written[0].clone()]
+        );
+        // Past the end of the file: an error, not a short answer.
+        let (at, len) = line(written.len() - 1);
+        assert!(reader.read(at, len + 10).is_err());
     }
 }

@@ -327,6 +327,7 @@ impl Collector {
         // session; what those name (a turn's trace) may tie more of them.
         let now = std::time::Instant::now();
         self.pending.expire(now);
+        let mut reader = WaitingRecordReader::new(&self.data_dir.rollout_dir(UNATTRIBUTED));
         loop {
             let mut resolved = Vec::new();
             let learned = self.ids.take_newly_tied();
@@ -334,7 +335,6 @@ impl Collector {
             let tied = self.pending.take_resolved(&learned, |named| {
                 ids.rollout_named(named).map(|r| r.to_string())
             });
-            let mut reader = WaitingRecordReader::new(&self.data_dir.rollout_dir(UNATTRIBUTED));
             for (rollout, pending) in tied {
                 // A record that cannot be read back stays where it is, in `unattributed`;
                 // the request that tied it is not failed for it.
@@ -570,9 +570,17 @@ impl Collector {
         self.rollout_named_by(record).map(str::to_owned)
     }
 
-    /// [`Collector::rollout_of`], borrowed.
+    /// The rollout the ids `record` names are tied to: its conversation's, else its
+    /// trace's, else its turn's (as [`Attribution::rollout_named`], keying only the ids
+    /// it gets to: most records name their conversation).
     fn rollout_named_by(&self, record: &NormalizedRecord) -> Option<&str> {
-        rollout_named_by(&self.ids, record)
+        let (a, ids) = (&record.attribution, &self.ids);
+        a.conversation_id
+            .as_ref()
+            .and_then(|c| ids.conversation(c))
+            .or_else(|| a.trace_id.as_ref().and_then(|t| ids.trace(t)))
+            .or_else(|| a.turn_id.as_ref().and_then(|t| ids.turn(t)))
+            .map(|r| &**r)
     }
 
     fn bundle(&mut self, rollout: &str, started_at: i64) -> Result<&mut Bundle> {
@@ -870,20 +878,6 @@ fn differs_from_last(last: &mut String, id: &str) -> bool {
     last.clear();
     last.push_str(id);
     true
-}
-
-/// The rollout the ids `record` names are tied to: its conversation's, else its
-/// trace's, else its turn's.
-/// (As [`Attribution::rollout_named`], keying only the ids it gets to: most records
-/// name their conversation.)
-fn rollout_named_by<'a>(ids: &'a Attribution, record: &NormalizedRecord) -> Option<&'a str> {
-    let a = &record.attribution;
-    a.conversation_id
-        .as_ref()
-        .and_then(|c| ids.conversation(c))
-        .or_else(|| a.trace_id.as_ref().and_then(|t| ids.trace(t)))
-        .or_else(|| a.turn_id.as_ref().and_then(|t| ids.turn(t)))
-        .map(|r| &**r)
 }
 
 /// Where the event lines of each of `records` went, from where their `lines` went

@@ -297,7 +297,8 @@ impl Bundle {
 
     /// [`Bundle::append_events`], also telling where the lines went: returns the
     /// offset of the first in `trace.jsonl`, and fills `ends` with where each ends
-    /// (counted from that offset).
+    /// (counted from that offset). With no events nothing is written, and the offset
+    /// means nothing.
     pub fn append_events_measured<E: Sequenced>(
         &mut self,
         events: &mut [E],

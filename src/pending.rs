@@ -35,10 +35,11 @@ pub const PENDING_TTL: Duration = Duration::from_secs(600);
 /// on its own schedule.
 pub const MAX_PENDING: usize = 50_000;
 
-/// The newest this many waiting records are also held whole (without their evidence,
-/// about 1 KB each): most records that find their session do so within a few requests
-/// (a turn's spans sent just before the log records naming their trace), and are then
-/// moved without reading their events back. Older ones wait as [`Pending`] alone.
+/// Of the newest this many records that came to wait, those still waiting are also
+/// held whole (without their evidence, about 1 KB each): most records that find their
+/// session do so within a few requests (a turn's spans sent just before the log records
+/// naming their trace), and are then moved without reading their events back. Older
+/// ones wait as [`Pending`] alone.
 pub const HELD_WHOLE: usize = 4_096;
 
 /// A record waiting for its session: what finds it a session, and where it is. The
@@ -287,7 +288,8 @@ impl PendingRecords {
     }
 
     /// Takes out, in the order they came, the records that `rollout_of` ties to a
-    /// rollout now, among those naming one of the ids `learned` (by [`crate::attribution::id_key`]).
+    /// rollout now, among those naming one of the ids `learned` (by
+    /// [`crate::attribution::id_key`]).
     pub fn take_resolved(
         &mut self,
         learned: &[u128],

@@ -460,13 +460,7 @@ async fn records_without_a_conversation_id_are_kept_as_unattributed() {
 
 /// `received.waiting_for_session` of `GET /api/status`.
 async fn waiting_for_session(server: &rollout_collector::serve::Server) -> u64 {
-    let body = reqwest::get(format!("http://{}/api/status", server.http_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let status = status(server).await;
     status["received"]["waiting_for_session"]
         .as_u64()
         .unwrap_or_else(|| panic!("{status}"))

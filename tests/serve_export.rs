@@ -160,13 +160,7 @@ async fn serve_exports_one_clean_trace_per_session_and_forwards_the_original() {
     guard(stats.wait_for(|s| s.queue_bytes == 0)).await;
     let mut stats = server.forwarder.as_ref().unwrap().watch_stats();
     guard(stats.wait_for(|s| s.queue_bytes == 0)).await;
-    let body = reqwest::get(format!("http://{}/api/status", server.http_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let status = status(&server).await;
     assert_eq!(status["export"]["sent_spans"], n as u64, "{status}");
     assert_eq!(status["export"]["dropped_spans"], 0, "{status}");
     assert_eq!(

@@ -188,6 +188,17 @@ pub fn outside_counts(server: &Server) -> (u64, u64) {
     server.collector.lock().unwrap().outside_counts()
 }
 
+/// `GET /api/status` of a running server.
+pub async fn status(server: &Server) -> serde_json::Value {
+    let body = reqwest::get(format!("http://{}/api/status", server.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
 /// Checks the `tool-call-ok` graph: one completed turn, two completed inference calls
 /// with input tokens 100 and 200, one completed exec_command whose terminal op exited 0.
 pub fn assert_tool_call_ok_graph(g: &serde_json::Value) {

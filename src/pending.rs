@@ -386,6 +386,11 @@ mod tests {
         SeenRecords::id_of(&record(n, None, None).record_id)
     }
 
+    /// Record `n`, waiting from `at` (its lines anywhere, not held whole).
+    fn waiting(n: u8, trace: Option<&str>, turn: Option<&str>, at: Instant) -> Pending {
+        Pending::new(record(n, trace, turn), at, LINES, None)
+    }
+
     fn record(n: u8, trace: Option<&str>, turn: Option<&str>) -> NormalizedRecord {
         NormalizedRecord {
             record_id: format!("{n:024x}"),
@@ -404,30 +409,10 @@ mod tests {
     fn only_records_naming_a_learned_id_are_checked_and_come_out_in_arrival_order() {
         let now = Instant::now();
         let mut pending = PendingRecords::default();
-        pending.add(Pending::new(
-            record(1, Some("trace-a"), None),
-            now,
-            LINES,
-            None,
-        ));
-        pending.add(Pending::new(
-            record(2, Some("trace-b"), Some("turn-b")),
-            now,
-            LINES,
-            None,
-        ));
-        pending.add(Pending::new(
-            record(3, None, Some("turn-a")),
-            now,
-            LINES,
-            None,
-        ));
-        pending.add(Pending::new(
-            record(4, Some("trace-a"), None),
-            now,
-            LINES,
-            None,
-        ));
+        pending.add(waiting(1, Some("trace-a"), None, now));
+        pending.add(waiting(2, Some("trace-b"), Some("turn-b"), now));
+        pending.add(waiting(3, None, Some("turn-a"), now));
+        pending.add(waiting(4, Some("trace-a"), None, now));
         // Everything would resolve, but only what names trace-a or turn-a is asked.
         let resolved = pending.take_resolved(&[id_key("trace-a"), id_key("turn-a")], |_| {
             Some("rollout".to_string())
@@ -454,14 +439,7 @@ mod tests {
     fn restored_records_are_all_checked_once() {
         let now = Instant::now();
         let restored = (1..=3)
-            .map(|n| {
-                Pending::new(
-                    record(n, Some(&format!("trace-{n}")), None),
-                    now,
-                    LINES,
-                    None,
-                )
-            })
+            .map(|n| waiting(n, Some(&format!("trace-{n}")), None, now))
             .collect();
         let mut pending = PendingRecords::restored(restored);
         let resolved = pending.take_resolved(&[], |named| {
@@ -476,26 +454,11 @@ mod tests {
     fn records_expire_oldest_first_and_the_arrival_queue_stays_short() {
         let start = Instant::now();
         let mut pending = PendingRecords::default();
-        pending.add(Pending::new(
-            record(1, Some("old"), None),
-            start,
-            LINES,
-            None,
-        ));
+        pending.add(waiting(1, Some("old"), None, start));
         for n in 2..=200u8 {
-            pending.add(Pending::new(
-                record(n, Some("taken"), None),
-                start + PENDING_TTL / 2,
-                LINES,
-                None,
-            ));
+            pending.add(waiting(n, Some("taken"), None, start + PENDING_TTL / 2));
         }
-        pending.add(Pending::new(
-            record(201, Some("young"), None),
-            start + PENDING_TTL / 2,
-            LINES,
-            None,
-        ));
+        pending.add(waiting(201, Some("young"), None, start + PENDING_TTL / 2));
         pending.take_resolved(&[id_key("taken")], |_| Some("r".into()));
         assert_eq!(pending.len(), 2);
         pending.expire(start + PENDING_TTL);
@@ -513,12 +476,7 @@ mod tests {
         let now = Instant::now();
         let mut pending = PendingRecords::default();
         for n in 1..=10u8 {
-            pending.add(Pending::new(
-                record(n, Some(&format!("trace-{n}")), None),
-                now,
-                LINES,
-                None,
-            ));
+            pending.add(waiting(n, Some(&format!("trace-{n}")), None, now));
         }
         pending.expire_past(now, 4);
         assert_eq!(pending.len(), 4);

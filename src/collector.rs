@@ -629,7 +629,8 @@ impl Collector {
     }
 
     /// Appends `records` to `rollout`'s bundle; returns the offset of their payload
-    /// line in its pack, and where each one's event lines went.
+    /// line in its pack, and (in `unattributed` only: none otherwise) where each one's
+    /// event lines went.
     fn append(
         &mut self,
         rollout: &str,
@@ -688,8 +689,15 @@ impl Collector {
                 ));
             }
         }
-        let mut ends = Vec::with_capacity(lines.len());
-        let lines_at = bundle.append_events_measured(&mut lines, &mut ends, &mut self.batch)?;
+        // Where each record's lines went matters only for records that wait.
+        let mut stored = Vec::new();
+        if rollout == UNATTRIBUTED {
+            let mut ends = Vec::with_capacity(lines.len());
+            let at = bundle.append_events_measured(&mut lines, &mut ends, &mut self.batch)?;
+            stored = stored_lines(records, at, &ends);
+        } else {
+            bundle.append_events(&mut lines, &mut self.batch)?;
+        }
         let state = self
             .rollouts
             .entry(rollout.to_string())
@@ -703,7 +711,7 @@ impl Collector {
                 state.count_record(Some(line.evidence.record_id));
             }
         }
-        Ok((offset, stored_lines(records, lines_at, &ends)))
+        Ok((offset, stored))
     }
 
     /// Closes rollouts that went quiet: those with no record received for `idle`

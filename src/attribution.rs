@@ -40,6 +40,21 @@ impl Attribution {
         self.turns.get(&id_key(turn))
     }
 
+    /// The rollout these ids are tied to: the conversation's, else the trace's, else
+    /// the turn's (as [`Attribution::rollout_named`], keying only the ids it gets to:
+    /// most records name their conversation).
+    pub fn rollout_named_by(
+        &self,
+        conversation: Option<&str>,
+        trace: Option<&str>,
+        turn: Option<&str>,
+    ) -> Option<&RolloutId> {
+        conversation
+            .and_then(|c| self.conversation(c))
+            .or_else(|| trace.and_then(|t| self.trace(t)))
+            .or_else(|| turn.and_then(|t| self.turn(t)))
+    }
+
     /// The rollout the ids in `named` are tied to: the conversation's, else the
     /// trace's, else the turn's.
     pub fn rollout_named(&self, named: &NamedIds) -> Option<&RolloutId> {

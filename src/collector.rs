@@ -12,24 +12,23 @@
 //! (or among the records still waiting for their session). Those sets leave memory
 //! with their rollout's events when it is evicted, and come back with them.
 
-use crate::attribution::{Attribution, NamedIds, RolloutId};
+use crate::attribution::{Attribution, RolloutId};
 use crate::changes::RolloutChanges;
 use crate::normalize::raw_event::{RAW_EVENT_SCHEMA_VERSION, RawPayloadRef};
 use crate::normalize::{ExecutionStatus, NormalizedRecord, RawEvent, RawEventPayload, Signal};
-use crate::pending::{MAX_PENDING, Pending, PendingRecords, StoredLines, WaitingRecordReader};
+use crate::pending::{Pending, PendingRecords, StoredLines, WaitingRecordReader, waiting_in_log};
 use crate::proto::RolloutSummary;
 use crate::query::summary::summarize;
 use crate::reduce::graph::RolloutGraph;
 use crate::reduce::{RolloutSnapshot, RolloutState};
 use crate::store::bundle::StoredEvent;
 use crate::store::event_line::{EventLine, EvidenceLine, PayloadRefLine};
-use crate::store::manifest::RAW_EVENT_LOG_FILE_NAME;
 use crate::store::seen::SeenRecords;
 use crate::store::spare::SpareBundles;
 use crate::store::wal::{Ticket, Wal, WalBatch};
 use crate::store::{Bundle, DataDir, METRICS, UNATTRIBUTED};
-use anyhow::{Context, Result};
-use std::collections::{HashMap, VecDeque};
+use anyhow::Result;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -385,7 +384,7 @@ impl Collector {
                 // A record with no event could not be read back: it does not wait.
                 for (index, (record, lines)) in records.into_iter().zip(lines).enumerate() {
                     if lines.len > 0 {
-                        let evidence_at = Some((pack_offset, index));
+                        let evidence_at = (pack_offset, index);
                         self.pending
                             .add(Pending::new(record, now, lines, evidence_at));
                     }
@@ -570,16 +569,15 @@ impl Collector {
         self.rollout_named_by(record).map(str::to_owned)
     }
 
-    /// The rollout the ids `record` names are tied to: its conversation's, else its
-    /// trace's, else its turn's (as [`Attribution::rollout_named`], keying only the ids
-    /// it gets to: most records name their conversation).
+    /// The rollout the ids `record` names are tied to ([`Attribution::rollout_named_by`]).
     fn rollout_named_by(&self, record: &NormalizedRecord) -> Option<&str> {
-        let (a, ids) = (&record.attribution, &self.ids);
-        a.conversation_id
-            .as_ref()
-            .and_then(|c| ids.conversation(c))
-            .or_else(|| a.trace_id.as_ref().and_then(|t| ids.trace(t)))
-            .or_else(|| a.turn_id.as_ref().and_then(|t| ids.turn(t)))
+        let a = &record.attribution;
+        self.ids
+            .rollout_named_by(
+                a.conversation_id.as_deref(),
+                a.trace_id.as_deref(),
+                a.turn_id.as_deref(),
+            )
             .map(|r| &**r)
     }
 
@@ -694,7 +692,7 @@ impl Collector {
         if rollout == UNATTRIBUTED {
             let mut ends = Vec::with_capacity(lines.len());
             let at = bundle.append_events_measured(&mut lines, &mut ends, &mut self.batch)?;
-            stored = stored_lines(records, at, &ends);
+            stored = StoredLines::of_records(records, at, &ends);
         } else {
             bundle.append_events(&mut lines, &mut self.batch)?;
         }
@@ -888,103 +886,11 @@ fn differs_from_last(last: &mut String, id: &str) -> bool {
     true
 }
 
-/// Where the event lines of each of `records` went, from where their `lines` went
-/// (`offset` and `ends`, as [`Bundle::append_events_measured`] gives them).
-fn stored_lines(records: &[NormalizedRecord], offset: u64, ends: &[usize]) -> Vec<StoredLines> {
-    let mut start = 0;
-    let mut next_line = 0;
-    records
-        .iter()
-        .map(|record| {
-            next_line += record.events.len();
-            let end = next_line.checked_sub(1).map_or(start, |last| ends[last]);
-            let lines = StoredLines {
-                offset: offset + start as u64,
-                len: (end - start) as u32,
-            };
-            start = end;
-            lines
-        })
-        .collect()
-}
-
-/// The unattributed records in `bundle_dir`'s `trace.jsonl` still waiting for their
-/// session (the newest [`MAX_PENDING`]), leaving out those already moved to a rollout
-/// (`moved`: given what the record names and its id). Only what each line needs to
-/// wait is read.
-fn waiting_in_log(
-    bundle_dir: &std::path::Path,
-    moved: impl Fn(&NamedIds, u128) -> bool,
-) -> Result<Vec<Pending>> {
-    #[derive(serde::Deserialize)]
-    struct WaitingLine<'a> {
-        #[serde(borrow)]
-        codex_turn_id: Option<std::borrow::Cow<'a, str>>,
-        #[serde(borrow)]
-        evidence: Option<WaitingEvidence<'a>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct WaitingEvidence<'a> {
-        #[serde(borrow)]
-        record_id: std::borrow::Cow<'a, str>,
-        #[serde(borrow)]
-        trace_id: Option<std::borrow::Cow<'a, str>>,
-    }
-    let received = std::time::Instant::now();
-    let mut waiting: VecDeque<Pending> = VecDeque::new();
-    let mut last_record: Option<u128> = None;
-    crate::store::bundle::for_each_line(
-        &bundle_dir.join(RAW_EVENT_LOG_FILE_NAME),
-        |offset, line| {
-            let parsed: WaitingLine = serde_json::from_slice(line)
-                .with_context(|| format!("bad unattributed event line at {offset}"))?;
-            let Some(id) = parsed
-                .evidence
-                .as_ref()
-                .and_then(|ev| SeenRecords::id_of(&ev.record_id))
-            else {
-                last_record = None;
-                return Ok(());
-            };
-            let len = line.len() as u32 + 1;
-            // A record's events are stored together.
-            if last_record == Some(id) {
-                if let Some(last) = waiting.back_mut().filter(|last| last.record_id == Some(id)) {
-                    last.lines.len += len;
-                }
-                return Ok(());
-            }
-            last_record = Some(id);
-            let named = NamedIds::new(
-                None,
-                parsed
-                    .evidence
-                    .as_ref()
-                    .and_then(|ev| ev.trace_id.as_deref()),
-                parsed.codex_turn_id.as_deref(),
-            );
-            if moved(&named, id) {
-                return Ok(());
-            }
-            waiting.push_back(Pending::stored(
-                id,
-                named,
-                received,
-                StoredLines { offset, len },
-            ));
-            if waiting.len() > MAX_PENDING {
-                waiting.pop_front();
-            }
-            Ok(())
-        },
-    )?;
-    Ok(waiting.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::normalize::{Attribution as RecordIds, PendingEvent};
+    use crate::store::manifest::RAW_EVENT_LOG_FILE_NAME;
 
     fn record(n: u8, conversation: Option<&str>, trace: &str) -> NormalizedRecord {
         NormalizedRecord {

@@ -7,6 +7,10 @@
 //! never find a session: each `codex exec` run exports about 230 spans of startup and
 //! plumbing traces that no session record names.
 //!
+//! A waiting record is kept as the ids it names and where its lines are on disk (the
+//! newest also whole), read back when it moves; after a restart the records still
+//! waiting are found again in the `unattributed` log ([`waiting_in_log`]).
+//!
 //! Each waiting record is listed under the ids it names, so what a request teaches is
 //! checked against the records waiting on those ids only. (Checking every waiting
 //! record on every request cost time in proportion to how many wait: tens of thousands
@@ -15,7 +19,7 @@
 use crate::attribution::NamedIds;
 use crate::normalize::raw_event::{RawEvent, RawPayloadRef};
 use crate::normalize::{Attribution, NormalizedRecord, PendingEvent, Signal};
-use crate::store::bundle::{EventLineReader, read_pack_line, read_payload};
+use crate::store::bundle::{EventLineReader, for_each_line, read_pack_line, read_payload};
 use crate::store::manifest::RAW_EVENT_LOG_FILE_NAME;
 use crate::store::seen::{RecordIdTable, SeenRecords};
 use anyhow::{Context, Result};
@@ -46,7 +50,7 @@ pub const HELD_WHOLE: usize = 4_096;
 /// record itself (its events, ids and evidence) is in the `unattributed` bundle, read
 /// back if it finds its session ([`WaitingRecordReader`]); the newest are also held
 /// whole ([`HELD_WHOLE`]).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Pending {
     pub received: Instant,
     pub record_id: Option<u128>,
@@ -59,7 +63,7 @@ pub struct Pending {
 
 /// A waiting record held whole, without its evidence, and where that is: the offset of
 /// its line in the `unattributed` payload pack, and its index there.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct HeldRecord {
     record: NormalizedRecord,
     evidence_at: (u64, usize),
@@ -73,6 +77,33 @@ pub struct StoredLines {
     pub len: u32,
 }
 
+impl StoredLines {
+    /// Where the event lines of each of `records` went, from where their lines went
+    /// (`offset` and `ends`, as [`crate::store::Bundle::append_events_measured`] gives
+    /// them).
+    pub fn of_records(
+        records: &[NormalizedRecord],
+        offset: u64,
+        ends: &[usize],
+    ) -> Vec<StoredLines> {
+        let mut start = 0;
+        let mut next_line = 0;
+        records
+            .iter()
+            .map(|record| {
+                next_line += record.events.len();
+                let end = next_line.checked_sub(1).map_or(start, |last| ends[last]);
+                let lines = StoredLines {
+                    offset: offset + start as u64,
+                    len: (end - start) as u32,
+                };
+                start = end;
+                lines
+            })
+            .collect()
+    }
+}
+
 impl Pending {
     /// `record`, waiting from `received`, stored in `lines`; held whole (until
     /// [`HELD_WHOLE`] newer records wait) with `evidence_at`, the offset of its payload
@@ -81,7 +112,7 @@ impl Pending {
         mut record: NormalizedRecord,
         received: Instant,
         lines: StoredLines,
-        evidence_at: Option<(u64, usize)>,
+        evidence_at: (u64, usize),
     ) -> Self {
         let a = &record.attribution;
         let named = NamedIds::new(
@@ -90,19 +121,16 @@ impl Pending {
             a.turn_id.as_deref(),
         );
         let record_id = SeenRecords::id_of(&record.record_id);
-        let held = evidence_at.map(|evidence_at| {
-            record.evidence = RawValue::NULL.to_owned();
-            Box::new(HeldRecord {
-                record,
-                evidence_at,
-            })
-        });
+        record.evidence = RawValue::NULL.to_owned();
         Pending {
             received,
             record_id,
             named,
             lines,
-            held,
+            held: Some(Box::new(HeldRecord {
+                record,
+                evidence_at,
+            })),
         }
     }
 
@@ -151,6 +179,76 @@ pub fn stored_record(events: Vec<RawEvent>) -> Option<(NormalizedRecord, RawPayl
         payload: event.payload,
     }));
     Some((record, payload))
+}
+
+/// The unattributed records in `bundle_dir`'s `trace.jsonl` still waiting for their
+/// session (the newest [`MAX_PENDING`]), leaving out those already moved to a rollout
+/// (`moved`: given what the record names and its id). Only what each line needs to
+/// wait is read.
+pub fn waiting_in_log(
+    bundle_dir: &Path,
+    moved: impl Fn(&NamedIds, u128) -> bool,
+) -> Result<Vec<Pending>> {
+    #[derive(serde::Deserialize)]
+    struct WaitingLine<'a> {
+        #[serde(borrow)]
+        codex_turn_id: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        evidence: Option<WaitingEvidence<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct WaitingEvidence<'a> {
+        #[serde(borrow)]
+        record_id: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        trace_id: Option<std::borrow::Cow<'a, str>>,
+    }
+    let received = std::time::Instant::now();
+    let mut waiting: VecDeque<Pending> = VecDeque::new();
+    let mut last_record: Option<u128> = None;
+    for_each_line(&bundle_dir.join(RAW_EVENT_LOG_FILE_NAME), |offset, line| {
+        let parsed: WaitingLine = serde_json::from_slice(line)
+            .with_context(|| format!("bad unattributed event line at {offset}"))?;
+        let Some(id) = parsed
+            .evidence
+            .as_ref()
+            .and_then(|ev| SeenRecords::id_of(&ev.record_id))
+        else {
+            last_record = None;
+            return Ok(());
+        };
+        let len = line.len() as u32 + 1;
+        // A record's events are stored together.
+        if last_record == Some(id) {
+            if let Some(last) = waiting.back_mut().filter(|last| last.record_id == Some(id)) {
+                last.lines.len += len;
+            }
+            return Ok(());
+        }
+        last_record = Some(id);
+        let named = NamedIds::new(
+            None,
+            parsed
+                .evidence
+                .as_ref()
+                .and_then(|ev| ev.trace_id.as_deref()),
+            parsed.codex_turn_id.as_deref(),
+        );
+        if moved(&named, id) {
+            return Ok(());
+        }
+        waiting.push_back(Pending::stored(
+            id,
+            named,
+            received,
+            StoredLines { offset, len },
+        ));
+        if waiting.len() > MAX_PENDING {
+            waiting.pop_front();
+        }
+        Ok(())
+    })?;
+    Ok(waiting.into())
 }
 
 /// Reads waiting records back from the `unattributed` bundle (`trace.jsonl` for the
@@ -388,7 +486,8 @@ mod tests {
 
     /// Record `n`, waiting from `at` (its lines anywhere, not held whole).
     fn waiting(n: u8, trace: Option<&str>, turn: Option<&str>, at: Instant) -> Pending {
-        Pending::new(record(n, trace, turn), at, LINES, None)
+        let named = NamedIds::new(None, trace, turn);
+        Pending::stored(id(n).unwrap(), named, at, LINES)
     }
 
     fn record(n: u8, trace: Option<&str>, turn: Option<&str>) -> NormalizedRecord {
@@ -543,7 +642,7 @@ mod tests {
         assert_eq!(record.evidence.get(), "null");
         assert!(stored_record(Vec::new()).is_none());
         // What it names is what the record named.
-        let waiting = Pending::new(record, Instant::now(), LINES, None);
+        let waiting = Pending::new(record, Instant::now(), LINES, (0, 0));
         assert_eq!(
             waiting.named,
             NamedIds::new(None, Some("trace-1"), Some("turn-1"))
@@ -559,7 +658,7 @@ mod tests {
         for n in 0..count {
             let mut r = record(0, Some("trace"), None);
             r.record_id = format!("{n:024x}");
-            pending.add(Pending::new(r, now, LINES, Some((0, n))));
+            pending.add(Pending::new(r, now, LINES, (0, n)));
         }
         let held = |arrival: u64| pending.waiting[&arrival].held.is_some();
         assert!((0..10).all(|a| !held(a)));

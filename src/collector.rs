@@ -505,8 +505,8 @@ impl Collector {
                 let key = (old.path.clone(), old.offset);
                 if !moved_payloads.contains_key(&key) {
                     let records = crate::store::bundle::read_payload(&source.dir, old)?;
-                    let (path, offset) =
-                        target.append_payload(serde_json::to_vec(&records)?, batch)?;
+                    let (path, offset) = target
+                        .append_payload(|out| Ok(serde_json::to_writer(out, &records)?), batch)?;
                     moved_payloads.insert(
                         key.clone(),
                         RawPayloadRef {
@@ -645,13 +645,27 @@ impl Collector {
             "otlp_{}",
             records.first().map(|r| r.signal.as_str()).unwrap_or("logs")
         );
-        let evidence: Vec<&serde_json::value::RawValue> =
-            records.iter().map(|r| &*r.evidence).collect();
-        // Room for the whole array and the newline the pack adds: no regrowth.
-        let mut body =
-            Vec::with_capacity(evidence.iter().map(|e| e.get().len() + 1).sum::<usize>() + 2);
-        serde_json::to_writer(&mut body, &evidence)?;
-        let (path, offset) = bundle.append_payload(body, &mut self.batch)?;
+        // The records' evidence as a JSON array (what `serde_json` makes of a list of
+        // raw values), with room for the whole line: no regrowth.
+        let payload = |out: &mut Vec<u8>| {
+            out.reserve(
+                records
+                    .iter()
+                    .map(|r| r.evidence.get().len() + 1)
+                    .sum::<usize>()
+                    + 2,
+            );
+            out.push(b'[');
+            for (index, record) in records.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(record.evidence.get().as_bytes());
+            }
+            out.push(b']');
+            Ok(())
+        };
+        let (path, offset) = bundle.append_payload(payload, &mut self.batch)?;
         let payload_id = pack_payload_id(offset);
         let mut lines = Vec::with_capacity(records.len() * 2);
         for (index, record) in records.iter().enumerate() {

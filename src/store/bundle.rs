@@ -142,25 +142,27 @@ impl Bundle {
         )
     }
 
-    /// Gives the events the next sequence numbers and encodes them as log lines.
-    /// With `ends`, where each line ends in the returned buffer.
+    /// Gives the events the next sequence numbers and appends them to `out` as log
+    /// lines. With `ends`, where each line ends (counted from where `out` ended).
     fn numbered_lines<E: Sequenced>(
         &mut self,
         events: &mut [E],
         mut ends: Option<&mut Vec<usize>>,
-    ) -> Result<Vec<u8>> {
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let start = out.len();
         // An evidence event's line is about 500 bytes: room for most without regrowth.
-        let mut buf = Vec::with_capacity(events.len() * 512);
+        out.reserve(events.len() * 512);
         for event in events.iter_mut() {
             event.set_seq(self.next_seq);
             self.next_seq += 1;
-            serde_json::to_writer(&mut buf, event)?;
-            buf.push(b'\n');
+            event.write_json(out)?;
+            out.push(b'\n');
             if let Some(ends) = ends.as_deref_mut() {
-                ends.push(buf.len());
+                ends.push(out.len() - start);
             }
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// Writes a payload file, appends the events with their sequence numbers, fsyncs
@@ -176,7 +178,8 @@ impl Bundle {
             file.write_all(body)?;
             file.sync_all()?;
         }
-        let buf = self.numbered_lines(events, None)?;
+        let mut buf = Vec::new();
+        self.numbered_lines(events, None, &mut buf)?;
         self.log_len = None;
         self.log.write_all(&buf)?;
         self.log.sync_data()?;
@@ -254,13 +257,13 @@ impl Bundle {
         Ok(bundle)
     }
 
-    /// Appends one Export's payload (`line`: a JSON array of the OTLP records, to which
-    /// the newline is added here, so the payload is not copied) to the bundle's payload
-    /// pack, logging the write to `batch`; returns the pack's path (relative to the
-    /// bundle) and the byte offset of the line.
+    /// Appends one Export's payload (a JSON array of its OTLP records, which `fill`
+    /// appends to the buffer it is given, as one line) to the bundle's payload pack,
+    /// logging the write to `batch`; returns the pack's path (relative to the bundle)
+    /// and the byte offset of the line.
     pub fn append_payload(
         &mut self,
-        mut line: Vec<u8>,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<()>,
         batch: &mut WalBatch,
     ) -> Result<(String, u64)> {
         let full = self.dir.join(PAYLOAD_PACK);
@@ -273,15 +276,24 @@ impl Bundle {
             }
         };
         let offset = *end;
-        line.push(b'\n');
-        if let Err(err) = file.write_all(&line) {
+        // The line is made in the log entry and written to the pack from there.
+        let write = batch.start_write(&full, offset);
+        let filled = fill(batch.buffer());
+        if let Err(err) = filled {
+            batch.abandon_write(write);
+            return Err(err);
+        }
+        batch.buffer().push(b'\n');
+        let line = batch.written(&write);
+        if let Err(err) = file.write_all(line) {
             // Part of the line may be written: the next append asks the file its length.
             self.pack = None;
+            batch.abandon_write(write);
             return Err(err.into());
         }
         *end += line.len() as u64;
         writeback.appended(file, *end);
-        batch.write(&full, offset, &line);
+        batch.finish_write(write, &full);
         Ok((PAYLOAD_PACK.to_string(), offset))
     }
 
@@ -317,7 +329,6 @@ impl Bundle {
         if events.is_empty() {
             return Ok(self.log_len.unwrap_or(0));
         }
-        let buf = self.numbered_lines(events, ends)?;
         let offset = match self.log_len {
             Some(len) => len,
             None => {
@@ -327,14 +338,23 @@ impl Bundle {
                 len
             }
         };
-        if let Err(err) = self.log.write_all(&buf) {
+        // The lines are made in the log entry and written to the file from there.
+        let path = self.dir.join(RAW_EVENT_LOG_FILE_NAME);
+        let write = batch.start_write(&path, offset);
+        if let Err(err) = self.numbered_lines(events, ends, batch.buffer()) {
+            batch.abandon_write(write);
+            return Err(err);
+        }
+        let lines = batch.written(&write);
+        if let Err(err) = self.log.write_all(lines) {
             self.log_len = None;
+            batch.abandon_write(write);
             return Err(err.into());
         }
-        self.log_len = Some(offset + buf.len() as u64);
-        self.log_writeback
-            .appended(&self.log, offset + buf.len() as u64);
-        batch.write(&self.dir.join(RAW_EVENT_LOG_FILE_NAME), offset, &buf);
+        let end = offset + lines.len() as u64;
+        self.log_len = Some(end);
+        self.log_writeback.appended(&self.log, end);
+        batch.finish_write(write, &path);
         Ok(offset)
     }
 
@@ -784,7 +804,15 @@ mod tests {
         let mut bundle = Bundle::create(&dir, "r", 7, Some(spare), &mut batch).unwrap();
         let mut written = events()[..20].to_vec();
         bundle.append_events(&mut written, &mut batch).unwrap();
-        let (pack, offset) = bundle.append_payload(b"[1]".to_vec(), &mut batch).unwrap();
+        let (pack, offset) = bundle
+            .append_payload(
+                |out| {
+                    out.extend_from_slice(b"[1]");
+                    Ok(())
+                },
+                &mut batch,
+            )
+            .unwrap();
         wal.commit(batch).unwrap();
         drop(bundle);
 

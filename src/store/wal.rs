@@ -72,15 +72,18 @@ impl WalBatch {
     }
 
     fn op(&mut self, kind: u8, path: &Path, offset: u64, data: &[u8]) {
+        self.op_header(kind, path, offset, data.len() as u64);
+        self.body.extend_from_slice(data);
+    }
+
+    fn op_header(&mut self, kind: u8, path: &Path, offset: u64, data_len: u64) {
         let path = path.strip_prefix(&self.root).unwrap_or(path);
         let p = path.as_os_str().as_encoded_bytes();
         self.body.push(kind);
         self.body.extend_from_slice(&(p.len() as u32).to_le_bytes());
         self.body.extend_from_slice(p);
         self.body.extend_from_slice(&offset.to_le_bytes());
-        self.body
-            .extend_from_slice(&(data.len() as u64).to_le_bytes());
-        self.body.extend_from_slice(data);
+        self.body.extend_from_slice(&data_len.to_le_bytes());
     }
 
     fn touch(&mut self, path: &Path) {
@@ -98,6 +101,42 @@ impl WalBatch {
     pub fn write(&mut self, path: &Path, offset: u64, data: &[u8]) {
         self.op(OP_WRITE, path, offset, data);
         self.touch(path);
+    }
+
+    /// Starts logging a write of `path` at `offset` (an append) whose bytes the caller
+    /// makes in the entry itself, by appending them to [`WalBatch::buffer`], and then
+    /// writes to the file from there ([`WalBatch::written`]): they are made once, not
+    /// made and then copied into the entry. Then [`WalBatch::finish_write`], or
+    /// [`WalBatch::abandon_write`] if the file was not written.
+    pub fn start_write(&mut self, path: &Path, offset: u64) -> InPlaceWrite {
+        let op = self.body.len();
+        self.op_header(OP_WRITE, path, offset, 0);
+        InPlaceWrite {
+            op,
+            data: self.body.len(),
+        }
+    }
+
+    /// Where the bytes of the write started last go (append only).
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.body
+    }
+
+    /// The bytes of `write` so far.
+    pub fn written(&self, write: &InPlaceWrite) -> &[u8] {
+        &self.body[write.data..]
+    }
+
+    /// The file has the bytes of `write`: they are logged.
+    pub fn finish_write(&mut self, write: InPlaceWrite, path: &Path) {
+        let len = (self.body.len() - write.data) as u64;
+        self.body[write.data - 8..write.data].copy_from_slice(&len.to_le_bytes());
+        self.touch(path);
+    }
+
+    /// The file did not get the bytes of `write`: nothing of it is logged.
+    pub fn abandon_write(&mut self, write: InPlaceWrite) {
+        self.body.truncate(write.op);
     }
 
     /// `path` was replaced whole by `data`.
@@ -119,6 +158,14 @@ impl WalBatch {
     pub fn created_in(&mut self, parent: &Path) {
         self.dirty.insert(parent.to_path_buf());
     }
+}
+
+/// A write being logged in place (see [`WalBatch::start_write`]): where its entry
+/// operation and its bytes start in the batch.
+#[must_use = "finish or abandon the write"]
+pub struct InPlaceWrite {
+    op: usize,
+    data: usize,
 }
 
 /// What a caller waits on: the entry is durable once the WAL is synced past it.
@@ -530,7 +577,14 @@ mod tests {
             let wal = Wal::open(root.path()).unwrap();
             let mut batch = wal.batch();
             batch.write(&file, 0, b"one\n");
-            batch.write(&file, 4, b"two\n");
+            // A write made in the entry, and one given up (its file was not written).
+            let given_up = batch.start_write(&file, 4);
+            batch.buffer().extend_from_slice(b"never written\n");
+            batch.abandon_write(given_up);
+            let write = batch.start_write(&file, 4);
+            batch.buffer().extend_from_slice(b"two\n");
+            assert_eq!(batch.written(&write), b"two\n");
+            batch.finish_write(write, &file);
             wal.commit(batch).unwrap();
             // Simulate a crash: the bundle file lost its unsynced data and holds a
             // tail that was never logged; the WAL is not checkpointed.

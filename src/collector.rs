@@ -67,6 +67,9 @@ pub struct Collector {
     batch: WalBatch,
     /// Empty bundles made ahead for new sessions (`serve` only).
     spares: Option<SpareBundles>,
+    /// At most this many bundles hold their files open (see
+    /// [`crate::store::open_files`]); known once first needed.
+    max_open_bundles: Option<usize>,
 }
 
 impl Collector {
@@ -89,6 +92,7 @@ impl Collector {
             changes: Arc::default(),
             last_received: HashMap::new(),
             spares: None,
+            max_open_bundles: None,
         };
         for dir in collector.data_dir.rollout_dirs() {
             let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
@@ -395,7 +399,47 @@ impl Collector {
                 report.rollouts_touched.push(rollout);
             }
         }
+        self.limit_open_files();
         Ok(report)
+    }
+
+    /// Sets how many bundles may hold their files open at once (by default a quarter
+    /// of the open-file limit, see [`crate::store::open_files`]).
+    pub fn set_max_open_bundles(&mut self, bundles: usize) {
+        self.max_open_bundles = Some(bundles.max(1));
+    }
+
+    /// Once more bundles than allowed hold files open, closes the files of the
+    /// quietest (by their last record), down to three quarters of the budget, so that
+    /// this is not done again at the next request. `unattributed` and `metrics`,
+    /// written all the time, go last.
+    fn limit_open_files(&mut self) {
+        let budget = *self
+            .max_open_bundles
+            .get_or_insert_with(crate::store::open_files::bundle_budget);
+        if self.bundles.len() <= budget {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut open: Vec<(std::time::Instant, &String)> = self
+            .bundles
+            .iter()
+            .filter(|(_, bundle)| bundle.has_open_files())
+            .map(|(id, _)| (self.last_received.get(id).copied().unwrap_or(now), id))
+            .collect();
+        if open.len() <= budget {
+            return;
+        }
+        open.sort_unstable();
+        let quietest: Vec<String> = open[..open.len() - budget * 3 / 4]
+            .iter()
+            .map(|(_, id)| (*id).clone())
+            .collect();
+        for id in quietest {
+            if let Some(bundle) = self.bundles.get_mut(&id) {
+                bundle.close_files();
+            }
+        }
     }
 
     /// Learns which conversation, trace and turn belong to which rollout. A spawned
@@ -931,6 +975,68 @@ mod tests {
 
     fn records_in(collector: &mut Collector, rollout: &str) -> u64 {
         collector.graph(rollout).unwrap().telemetry.record_count
+    }
+
+    /// The bundle files under `dir` this process holds open.
+    fn open_bundle_files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter(|target| {
+                target.starts_with(dir)
+                    && target.file_name().is_some_and(|name| {
+                        name == RAW_EVENT_LOG_FILE_NAME
+                            || name == crate::store::bundle::PAYLOAD_PACK
+                    })
+            })
+            .count()
+    }
+
+    #[test]
+    fn sessions_past_the_open_file_budget_close_their_files_and_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let mut collector = Collector::open(DataDir::new(&root)).unwrap();
+        collector.set_max_open_bundles(4);
+        // 12 sessions, written to in turn three times: most appends go to a bundle
+        // whose files were closed for the quieter ones.
+        let (sessions, rounds) = (12u8, 3u8);
+        for round in 0..rounds {
+            for session in 0..sessions {
+                let n = round * sessions + session;
+                let conversation = format!("conversation-{session}");
+                collector
+                    .ingest(vec![record(n, Some(&conversation), &format!("trace-{n}"))])
+                    .unwrap();
+                // Two files per bundle, for at most 4 bundles.
+                let open = open_bundle_files(&root);
+                assert!(open <= 8, "{open} bundle files open after record {n}");
+            }
+        }
+        let check = |collector: &mut Collector| {
+            for session in 0..sessions {
+                let rollout = format!("conversation-{session}");
+                assert_eq!(records_in(collector, &rollout), u64::from(rounds));
+                let log = std::fs::read_to_string(
+                    DataDir::new(&root)
+                        .rollout_dir(&rollout)
+                        .join(RAW_EVENT_LOG_FILE_NAME),
+                )
+                .unwrap();
+                // `rollout_started` and one line per record, numbered without a gap.
+                let seqs: Vec<u64> = log
+                    .lines()
+                    .map(|line| serde_json::from_str::<RawEvent>(line).unwrap().seq)
+                    .collect();
+                assert_eq!(seqs, (1..=u64::from(rounds) + 1).collect::<Vec<_>>());
+            }
+        };
+        check(&mut collector);
+        // A restart opens no bundle file until one is written to.
+        drop(collector);
+        let mut collector = Collector::open(DataDir::new(&root)).unwrap();
+        assert_eq!(open_bundle_files(&root), 0);
+        check(&mut collector);
     }
 
     #[test]

@@ -11,9 +11,6 @@ use opentelemetry_otlp::{Compression, WithExportConfig as _, WithTonicConfig as 
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse, logs_service_client::LogsServiceClient,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue as PAnyValue, KeyValue as PKeyValue};
-use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, any_value};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -26,56 +23,6 @@ const CONVERSATION: &str = "0199aaaa-1111-7222-8333-444455556666";
 const TURN: &str = "0199aaaa-2222-7333-8444-555566667777";
 /// 2026-11-22T01:47:40.900Z
 const T0_MS: u64 = 1_795_312_060_900;
-
-fn kv(key: &str, value: &str) -> PKeyValue {
-    PKeyValue {
-        key: key.into(),
-        value: Some(PAnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
-
-/// A logs request of `records` log records, each with the given attributes.
-fn logs_request(records: Vec<Vec<PKeyValue>>, body: &str) -> ExportLogsServiceRequest {
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: None,
-            scope_logs: vec![ScopeLogs {
-                scope: Some(InstrumentationScope {
-                    name: "codex_otel.log_only".into(),
-                    ..Default::default()
-                }),
-                log_records: records
-                    .into_iter()
-                    .map(|attributes| LogRecord {
-                        attributes,
-                        body: Some(PAnyValue {
-                            value: Some(any_value::Value::StringValue(body.into())),
-                        }),
-                        ..Default::default()
-                    })
-                    .collect(),
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
-    }
-}
-
-/// A small, valid request for the conversation `conversation` (one user prompt).
-fn good_request(conversation: &str, prompt: &str) -> ExportLogsServiceRequest {
-    logs_request(
-        vec![vec![
-            kv("event.name", "codex.user_prompt"),
-            kv("event.timestamp", "2026-11-22T01:47:40.957Z"),
-            kv("conversation.id", conversation),
-            kv("prompt", prompt),
-        ]],
-        "",
-    )
-}
 
 async fn export_logs(
     addr: std::net::SocketAddr,
@@ -279,7 +226,7 @@ async fn oversized_message_is_resource_exhausted_and_names_the_limit() {
     let server = start(config).await.unwrap();
 
     // Over the limit, under tonic's hard limit (twice ours): our own answer.
-    let big = good_request(CONVERSATION, &"x".repeat(1500));
+    let big = user_prompt_request(CONVERSATION, &"x".repeat(1500));
     let status = export_logs(server.grpc_addr, big).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert!(
@@ -288,14 +235,14 @@ async fn oversized_message_is_resource_exhausted_and_names_the_limit() {
     );
 
     // Far over (past tonic's decode limit): still RESOURCE_EXHAUSTED.
-    let huge = good_request(CONVERSATION, &"x".repeat(10_000));
+    let huge = user_prompt_request(CONVERSATION, &"x".repeat(10_000));
     let status = export_logs(server.grpc_addr, huge).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains("too large"), "{status:?}");
 
     // Nothing was stored; the server keeps serving.
     assert!(server.rollout_ids_for_test().is_empty());
-    let ok = export_logs(server.grpc_addr, good_request(CONVERSATION, "hi"))
+    let ok = export_logs(server.grpc_addr, user_prompt_request(CONVERSATION, "hi"))
         .await
         .expect("a good request after the oversized ones");
     assert!(ok.partial_success.is_none(), "{ok:?}");
@@ -352,7 +299,7 @@ async fn undecodable_message_is_refused_and_the_server_keeps_serving() {
     assert!(server.rollout_ids_for_test().is_empty());
     assert_eq!(outside_counts(&server), (0, 0));
 
-    export_logs(server.grpc_addr, good_request(CONVERSATION, "hi"))
+    export_logs(server.grpc_addr, user_prompt_request(CONVERSATION, "hi"))
         .await
         .expect("a good request after the bad one");
     assert_eq!(

@@ -29,8 +29,11 @@ use std::path::{Path, PathBuf};
 pub struct Bundle {
     pub dir: PathBuf,
     pub manifest: Manifest,
-    log: File,
-    /// Where the next event line goes (`None`: ask the file, after a failed write).
+    /// `trace.jsonl`, opened for appending on the first append (and again after
+    /// [`Bundle::close_files`]).
+    log: Option<File>,
+    /// Where the next event line goes (`None`: ask the file, once opened or after a
+    /// failed write).
     log_len: Option<u64>,
     /// How far the log's writeback has been started.
     log_writeback: writeback::Cursor,
@@ -181,8 +184,9 @@ impl Bundle {
         let mut buf = Vec::new();
         self.numbered_lines(events, None, &mut buf)?;
         self.log_len = None;
-        self.log.write_all(&buf)?;
-        self.log.sync_data()?;
+        let mut log = self.open_log()?;
+        log.write_all(&buf)?;
+        log.sync_data()?;
         if payload.is_some() {
             sync_dir(&self.dir.join(PAYLOADS_DIR_NAME))?;
         }
@@ -243,7 +247,7 @@ impl Bundle {
         };
         let bundle = Bundle {
             dir: dir.to_path_buf(),
-            log,
+            log: Some(log),
             manifest,
             log_len: None,
             log_writeback: writeback::Cursor::default(),
@@ -333,7 +337,7 @@ impl Bundle {
             Some(len) => len,
             None => {
                 // What the file held before is the checkpoint's to write back.
-                let len = self.log.metadata()?.len();
+                let len = self.open_log()?.metadata()?.len();
                 self.log_writeback = writeback::Cursor::at(len);
                 len
             }
@@ -346,16 +350,45 @@ impl Bundle {
             return Err(err);
         }
         let lines = batch.written(&write);
-        if let Err(err) = self.log.write_all(lines) {
+        let log = self.log.as_ref().expect("opened with its length, above");
+        if let Err(err) = (&*log).write_all(lines) {
             self.log_len = None;
             batch.abandon_write(write);
             return Err(err.into());
         }
         let end = offset + lines.len() as u64;
         self.log_len = Some(end);
-        self.log_writeback.appended(&self.log, end);
+        self.log_writeback.appended(log, end);
         batch.finish_write(write, &path);
         Ok(offset)
+    }
+
+    /// `trace.jsonl`, opened for appending if it is not.
+    fn open_log(&mut self) -> Result<&File> {
+        if self.log.is_none() {
+            let log = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(RAW_EVENT_LOG_FILE_NAME))?;
+            self.log_len = None;
+            self.log = Some(log);
+        }
+        Ok(self.log.as_ref().expect("opened above"))
+    }
+
+    /// Whether the bundle holds any of its files open.
+    pub fn has_open_files(&self) -> bool {
+        self.log.is_some() || self.pack.is_some()
+    }
+
+    /// Closes the bundle's files (the next append opens them again): a collector with
+    /// more sessions than it may hold files open for closes those of the quietest.
+    /// Nothing is lost: what was written is in the page cache and the write-ahead log,
+    /// and the checkpoint's `syncfs` makes it durable whether the file is open or not.
+    pub fn close_files(&mut self) {
+        self.log = None;
+        self.log_len = None;
+        self.pack = None;
     }
 
     /// Writes the manifest (no fsync), logging it to `batch`.
@@ -382,7 +415,7 @@ impl Bundle {
 impl OpeningBundle {
     /// Reads the events in `seq` order, handing each to `on_event`: the events the
     /// reducer uses in full, evidence-only events as their ids. Cuts off a torn last
-    /// line, then opens the log for appending.
+    /// line. The bundle opens its log for appending when first appended to.
     pub fn replay(self, on_event: impl FnMut(StoredEvent<'_>)) -> Result<Bundle> {
         self.read(false, on_event)
     }
@@ -390,10 +423,6 @@ impl OpeningBundle {
     fn read(self, full: bool, on_event: impl FnMut(StoredEvent<'_>)) -> Result<Bundle> {
         let log_path = self.dir.join(RAW_EVENT_LOG_FILE_NAME);
         let last_seq = scan_log(&log_path, full, on_event)?;
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)?;
         let next_payload = fs::read_dir(self.dir.join(PAYLOADS_DIR_NAME))
             .map(|entries| {
                 entries
@@ -413,7 +442,8 @@ impl OpeningBundle {
         Ok(Bundle {
             dir: self.dir,
             manifest: self.manifest,
-            log,
+            // Opened by the first append: a replayed bundle holds no file open.
+            log: None,
             log_len: None,
             log_writeback: writeback::Cursor::default(),
             pack: None,

@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod event_line;
 pub mod file_system_sync;
 pub mod manifest;
+pub mod open_files;
 pub mod seen;
 pub mod spare;
 pub mod wal;

@@ -14,6 +14,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, trace_service_client::TraceServiceClient,
 };
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
 use rollout_collector::normalize::RawEvent;
 use rollout_collector::serve::Server;
@@ -231,4 +233,55 @@ pub fn assert_tool_call_ok_graph(g: &serde_json::Value) {
     assert_eq!(ops.len(), 1, "terminal ops: {ops:#?}");
     let op = ops.values().next().unwrap();
     assert_eq!(op["result"]["exit_code"], 0, "{op:#}");
+}
+
+/// A string attribute.
+pub fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A logs request of `records` log records, each with the given attributes.
+pub fn logs_request(records: Vec<Vec<KeyValue>>, body: &str) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: None,
+            scope_logs: vec![ScopeLogs {
+                scope: Some(InstrumentationScope {
+                    name: "codex_otel.log_only".into(),
+                    ..Default::default()
+                }),
+                log_records: records
+                    .into_iter()
+                    .map(|attributes| LogRecord {
+                        attributes,
+                        body: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(body.into())),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// A small, valid request for the conversation `conversation` (one user prompt).
+pub fn user_prompt_request(conversation: &str, prompt: &str) -> ExportLogsServiceRequest {
+    logs_request(
+        vec![vec![
+            kv("event.name", "codex.user_prompt"),
+            kv("event.timestamp", "2026-11-22T01:47:40.957Z"),
+            kv("conversation.id", conversation),
+            kv("prompt", prompt),
+        ]],
+        "",
+    )
 }

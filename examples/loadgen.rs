@@ -1106,6 +1106,8 @@ struct Stats {
     rejected: u64,
     bytes: u64,
     errors: BTreeMap<String, u64>,
+    /// The first message seen for each code: what went wrong, not only how often.
+    error_messages: BTreeMap<String, String>,
     produced: Produced,
 }
 
@@ -1130,7 +1132,11 @@ fn account(st: &mut Stats, sh: &Shared, n: u64, started: Instant, res: Result<i6
             sh.accepted.fetch_add(n - rej, Ordering::Relaxed);
         }
         Err(e) => {
-            *st.errors.entry(format!("{:?}", e.code())).or_default() += 1;
+            let code = format!("{:?}", e.code());
+            st.error_messages
+                .entry(code.clone())
+                .or_insert_with(|| e.message().to_string());
+            *st.errors.entry(code).or_default() += 1;
             sh.errors.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -1414,6 +1420,9 @@ async fn run(args: Args) -> i32 {
         for (k, v) in s.errors {
             *total.errors.entry(k).or_default() += v;
         }
+        for (k, message) in s.error_messages {
+            total.error_messages.entry(k).or_insert(message);
+        }
     }
     let elapsed = start.elapsed().as_secs_f64();
     if let Some(p) = progress {
@@ -1478,6 +1487,9 @@ async fn run(args: Args) -> i32 {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         println!("  errors      {failed} failed requests: {}", e.join(", "));
+        for (code, message) in &total.error_messages {
+            println!("              first {code}: {message}");
+        }
     }
     if let Some(c) = cpu {
         println!(
@@ -1491,12 +1503,17 @@ async fn run(args: Args) -> i32 {
             .iter()
             .map(|(k, v)| format!("{}:{v}", json_str(k)))
             .collect();
+        let messages: Vec<String> = total
+            .error_messages
+            .iter()
+            .map(|(k, m)| format!("{}:{}", json_str(k), json_str(m)))
+            .collect();
         println!(
             "{{\"endpoint\":{},\"clients\":{},\"batch\":{},\"gzip\":{},\"target_rate\":{},\"turns_per_session\":{},\"filler_spans\":{},\"startup_spans\":{},\
 \"sessions\":{},\"turns\":{},\"requests\":{},\"log_requests\":{},\"trace_requests\":{},\"bytes\":{},\
 \"records_sent\":{},\"logs_sent\":{},\"spans_sent\":{},\"records_accepted\":{},\"records_rejected\":{},\
 \"elapsed_s\":{:.3},\"accepted_per_s\":{:.1},\"latency_ms\":{{\"p50\":{:.3},\"p90\":{:.3},\"p99\":{:.3},\"max\":{:.3}}},\
-\"failed_requests\":{},\"errors\":{{{}}},\"loadgen_cpu_s\":{}}}",
+\"failed_requests\":{},\"errors\":{{{}}},\"error_messages\":{{{}}},\"loadgen_cpu_s\":{}}}",
             json_str(&args.endpoint),
             clients,
             args.batch,
@@ -1524,6 +1541,7 @@ async fn run(args: Args) -> i32 {
             max,
             failed,
             errs.join(","),
+            messages.join(","),
             cpu.map(|c| format!("{c:.3}"))
                 .unwrap_or_else(|| "null".into()),
         );

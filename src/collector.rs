@@ -70,6 +70,9 @@ pub struct Collector {
     /// At most this many bundles hold their files open (see
     /// [`crate::store::open_files`]); known once first needed.
     max_open_bundles: Option<usize>,
+    /// How many bundles hold files open, at most: counted up as records open a
+    /// bundle's files, and made exact by [`Collector::limit_open_files`].
+    bundles_with_open_files: usize,
 }
 
 impl Collector {
@@ -93,6 +96,7 @@ impl Collector {
             last_received: HashMap::new(),
             spares: None,
             max_open_bundles: None,
+            bundles_with_open_files: 0,
         };
         for dir in collector.data_dir.rollout_dirs() {
             let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
@@ -417,7 +421,7 @@ impl Collector {
         let budget = *self
             .max_open_bundles
             .get_or_insert_with(crate::store::open_files::bundle_budget);
-        if self.bundles.len() <= budget {
+        if self.bundles_with_open_files <= budget {
             return;
         }
         let now = std::time::Instant::now();
@@ -428,6 +432,7 @@ impl Collector {
             .map(|(id, _)| (self.last_received.get(id).copied().unwrap_or(now), id))
             .collect();
         if open.len() <= budget {
+            self.bundles_with_open_files = open.len();
             return;
         }
         open.sort_unstable();
@@ -435,6 +440,7 @@ impl Collector {
             .iter()
             .map(|(_, id)| (*id).clone())
             .collect();
+        self.bundles_with_open_files = open.len() - quietest.len();
         for id in quietest {
             if let Some(bundle) = self.bundles.get_mut(&id) {
                 bundle.close_files();
@@ -532,7 +538,7 @@ impl Collector {
                 .dir
                 .join(crate::store::manifest::RAW_EVENT_LOG_FILE_NAME),
         )?;
-        self.bundle(into, 0)?;
+        self.bundle_with_open_files(into, 0)?;
         let target = self.bundles.get_mut(into).expect("bundle");
         let batch = &mut self.batch;
         let mut moved_payloads: HashMap<(String, Option<u64>), RawPayloadRef> = HashMap::new();
@@ -625,6 +631,18 @@ impl Collector {
             .map(|r| &**r)
     }
 
+    /// [`Collector::bundle`], about to be written to: counted among the bundles that
+    /// hold files open unless it was already.
+    fn bundle_with_open_files(&mut self, rollout: &str, started_at: i64) -> Result<()> {
+        let was_open = self
+            .bundles
+            .get(rollout)
+            .is_some_and(|bundle| bundle.has_open_files());
+        self.bundle(rollout, started_at)?;
+        self.bundles_with_open_files += usize::from(!was_open);
+        Ok(())
+    }
+
     fn bundle(&mut self, rollout: &str, started_at: i64) -> Result<&mut Bundle> {
         self.make_resident(rollout)?;
         if !self.bundles.contains_key(rollout) {
@@ -683,7 +701,7 @@ impl Collector {
             .flat_map(|r| r.events.iter().map(|e| e.wall_time_unix_ms))
             .min()
             .unwrap_or(0);
-        self.bundle(rollout, started_at)?;
+        self.bundle_with_open_files(rollout, started_at)?;
         let bundle = self.bundles.get_mut(rollout).expect("bundle");
         let kind = format!(
             "otlp_{}",
@@ -827,6 +845,8 @@ impl Collector {
             self.bundle(&id, last)?;
             let bundle = self.bundles.get_mut(&id).expect("bundle");
             bundle.append_events(&mut events, &mut self.batch)?;
+            // A closed session is seldom written to again: it need not hold files.
+            bundle.close_files();
             if let Some(state) = self.rollouts.get_mut(&id) {
                 state.push(events.remove(0));
             }

@@ -260,9 +260,10 @@ async fn close_midway(requests: &[Captured], evict: bool) -> (serde_json::Value,
     let closed_graph = graph_json(&server, ROLLOUT);
     if evict {
         let bundle = dir.path().join("rollouts").join(ROLLOUT);
-        assert!(
-            !open_files_under(&bundle).is_empty(),
-            "bundle files are open"
+        assert_eq!(
+            open_files_under(&bundle),
+            Vec::<std::path::PathBuf>::new(),
+            "a closed session's bundle files are closed (its next record opens them)"
         );
         assert!(sweep().is_empty(), "a closed session is not closed again");
         assert_eq!(counts(), (0, 1), "the finished session was evicted");

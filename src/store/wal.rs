@@ -97,7 +97,9 @@ impl WalBatch {
         }
     }
 
-    /// `data` was written to `path` at `offset` (an append: the file ends there).
+    /// `data` was written to `path` at `offset` (an append: the file ends there). For
+    /// tests: the store makes its appends in the entry ([`WalBatch::start_write`]).
+    #[cfg(test)]
     pub fn write(&mut self, path: &Path, offset: u64, data: &[u8]) {
         self.op(OP_WRITE, path, offset, data);
         self.touch(path);

@@ -114,14 +114,14 @@ impl Ingestor {
     /// A request that could not be stored is logged: its sender only hears that it
     /// should retry.
     pub async fn ingest(&self, request: Received) -> Result<IngestReport, IngestError> {
-        let stored = self.store(request).await;
+        let stored = self.decode_and_store(request).await;
         if let Err(IngestError::Storage(error)) = &stored {
             tracing::error!(%error, "a request was refused (retry later): storing it failed");
         }
         stored
     }
 
-    async fn store(&self, request: Received) -> Result<IngestReport, IngestError> {
+    async fn decode_and_store(&self, request: Received) -> Result<IngestReport, IngestError> {
         let Ok(_permit) = self.permits.clone().try_acquire_owned() else {
             self.counters
                 .rejected_requests

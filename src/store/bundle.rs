@@ -145,29 +145,6 @@ impl Bundle {
         )
     }
 
-    /// Gives the events the next sequence numbers and appends them to `out` as log
-    /// lines. With `ends`, where each line ends (counted from where `out` ended).
-    fn numbered_lines<E: Sequenced>(
-        &mut self,
-        events: &mut [E],
-        mut ends: Option<&mut Vec<usize>>,
-        out: &mut Vec<u8>,
-    ) -> Result<()> {
-        let start = out.len();
-        // An evidence event's line is about 500 bytes: room for most without regrowth.
-        out.reserve(events.len() * 512);
-        for event in events.iter_mut() {
-            event.set_seq(self.next_seq);
-            self.next_seq += 1;
-            event.write_json(out)?;
-            out.push(b'\n');
-            if let Some(ends) = ends.as_deref_mut() {
-                ends.push(out.len() - start);
-            }
-        }
-        Ok(())
-    }
-
     /// Writes a payload file, appends the events with their sequence numbers, fsyncs
     /// (the write path without the write-ahead log: tools and tests that build bundles).
     pub fn append(
@@ -182,7 +159,7 @@ impl Bundle {
             file.sync_all()?;
         }
         let mut buf = Vec::new();
-        self.numbered_lines(events, None, &mut buf)?;
+        numbered_lines(&mut self.next_seq, events, None, &mut buf)?;
         self.log_len = None;
         let mut log = self.open_log()?;
         log.write_all(&buf)?;
@@ -280,24 +257,20 @@ impl Bundle {
             }
         };
         let offset = *end;
-        // The line is made in the log entry and written to the pack from there.
-        let write = batch.start_write(&full, offset);
-        let filled = fill(batch.buffer());
-        if let Err(err) = filled {
-            batch.abandon_write(write);
-            return Err(err);
+        let line = |out: &mut Vec<u8>| {
+            fill(out)?;
+            out.push(b'\n');
+            Ok(())
+        };
+        match batch.append_through(file, &full, offset, line) {
+            Ok(appended) => *end += appended,
+            Err(err) => {
+                // Part of the line may be written: the next append asks the file its length.
+                self.pack = None;
+                return Err(err);
+            }
         }
-        batch.buffer().push(b'\n');
-        let line = batch.written(&write);
-        if let Err(err) = file.write_all(line) {
-            // Part of the line may be written: the next append asks the file its length.
-            self.pack = None;
-            batch.abandon_write(write);
-            return Err(err.into());
-        }
-        *end += line.len() as u64;
         writeback.appended(file, *end);
-        batch.finish_write(write, &full);
         Ok((PAYLOAD_PACK.to_string(), offset))
     }
 
@@ -342,24 +315,20 @@ impl Bundle {
                 len
             }
         };
-        // The lines are made in the log entry and written to the file from there.
         let path = self.dir.join(RAW_EVENT_LOG_FILE_NAME);
-        let write = batch.start_write(&path, offset);
-        if let Err(err) = self.numbered_lines(events, ends, batch.buffer()) {
-            batch.abandon_write(write);
-            return Err(err);
-        }
-        let lines = batch.written(&write);
         let log = self.log.as_ref().expect("opened with its length, above");
-        if let Err(err) = (&*log).write_all(lines) {
-            self.log_len = None;
-            batch.abandon_write(write);
-            return Err(err.into());
-        }
-        let end = offset + lines.len() as u64;
+        let next_seq = &mut self.next_seq;
+        let lines = |out: &mut Vec<u8>| numbered_lines(next_seq, events, ends, out);
+        let end = match batch.append_through(log, &path, offset, lines) {
+            Ok(appended) => offset + appended,
+            Err(err) => {
+                // Part of the lines may be written: the next append asks the file its length.
+                self.log_len = None;
+                return Err(err);
+            }
+        };
         self.log_len = Some(end);
         self.log_writeback.appended(log, end);
-        batch.finish_write(write, &path);
         Ok(offset)
     }
 
@@ -410,6 +379,30 @@ impl Bundle {
             &serde_json::to_vec_pretty(&self.manifest)?,
         )
     }
+}
+
+/// Gives the events the next sequence numbers (from `next_seq`, which moves past them)
+/// and appends them to `out` as log lines. With `ends`, where each line ends (counted
+/// from where `out` ended).
+fn numbered_lines<E: Sequenced>(
+    next_seq: &mut u64,
+    events: &mut [E],
+    mut ends: Option<&mut Vec<usize>>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let start = out.len();
+    // An evidence event's line is about 500 bytes: room for most without regrowth.
+    out.reserve(events.len() * 512);
+    for event in events.iter_mut() {
+        event.set_seq(*next_seq);
+        *next_seq += 1;
+        event.write_json(out)?;
+        out.push(b'\n');
+        if let Some(ends) = ends.as_deref_mut() {
+            ends.push(out.len() - start);
+        }
+    }
+    Ok(())
 }
 
 impl OpeningBundle {

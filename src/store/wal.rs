@@ -105,12 +105,39 @@ impl WalBatch {
         self.touch(path);
     }
 
-    /// Starts logging a write of `path` at `offset` (an append) whose bytes the caller
-    /// makes in the entry itself, by appending them to [`WalBatch::buffer`], and then
-    /// writes to the file from there ([`WalBatch::written`]): they are made once, not
-    /// made and then copied into the entry. Then [`WalBatch::finish_write`], or
-    /// [`WalBatch::abandon_write`] if the file was not written.
-    pub fn start_write(&mut self, path: &Path, offset: u64) -> InPlaceWrite {
+    /// Appends bytes to `file` (`path`, which ends at `offset`) and logs the write. The
+    /// bytes are made once, in the entry itself: `make` appends them to the buffer it
+    /// is given, and the file is written from there (they are not made in a buffer of
+    /// their own and copied into the entry). Nothing is logged when `make` or the
+    /// write fails; the file may then hold part of the bytes, so its caller must ask it
+    /// its length again. Returns how many bytes were appended.
+    pub fn append_through(
+        &mut self,
+        file: &File,
+        path: &Path,
+        offset: u64,
+        make: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<u64> {
+        let write = self.start_write(path, offset);
+        let appended =
+            make(self.buffer()).and_then(|()| Ok((&*file).write_all(self.written(&write))?));
+        match appended {
+            Ok(()) => {
+                let len = self.written(&write).len() as u64;
+                self.finish_write(write, path);
+                Ok(len)
+            }
+            Err(err) => {
+                self.abandon_write(write);
+                Err(err)
+            }
+        }
+    }
+
+    /// Starts logging a write of `path` at `offset` whose bytes are then appended to
+    /// [`WalBatch::buffer`]; ends with [`WalBatch::finish_write`] or
+    /// [`WalBatch::abandon_write`] (see [`WalBatch::append_through`]).
+    fn start_write(&mut self, path: &Path, offset: u64) -> InPlaceWrite {
         let op = self.body.len();
         self.op_header(OP_WRITE, path, offset, 0);
         InPlaceWrite {
@@ -120,24 +147,24 @@ impl WalBatch {
     }
 
     /// Where the bytes of the write started last go (append only).
-    pub fn buffer(&mut self) -> &mut Vec<u8> {
+    fn buffer(&mut self) -> &mut Vec<u8> {
         &mut self.body
     }
 
     /// The bytes of `write` so far.
-    pub fn written(&self, write: &InPlaceWrite) -> &[u8] {
+    fn written(&self, write: &InPlaceWrite) -> &[u8] {
         &self.body[write.data..]
     }
 
     /// The file has the bytes of `write`: they are logged.
-    pub fn finish_write(&mut self, write: InPlaceWrite, path: &Path) {
+    fn finish_write(&mut self, write: InPlaceWrite, path: &Path) {
         let len = (self.body.len() - write.data) as u64;
         self.body[write.data - 8..write.data].copy_from_slice(&len.to_le_bytes());
         self.touch(path);
     }
 
     /// The file did not get the bytes of `write`: nothing of it is logged.
-    pub fn abandon_write(&mut self, write: InPlaceWrite) {
+    fn abandon_write(&mut self, write: InPlaceWrite) {
         self.body.truncate(write.op);
     }
 
@@ -162,10 +189,10 @@ impl WalBatch {
     }
 }
 
-/// A write being logged in place (see [`WalBatch::start_write`]): where its entry
+/// A write being logged in place (see [`WalBatch::append_through`]): where its entry
 /// operation and its bytes start in the batch.
 #[must_use = "finish or abandon the write"]
-pub struct InPlaceWrite {
+struct InPlaceWrite {
     op: usize,
     data: usize,
 }

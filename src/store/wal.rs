@@ -7,12 +7,22 @@
 //! (group commit: whoever waits first syncs for everyone written so far).
 //!
 //! A checkpoint (in the background, every [`CHECKPOINT_INTERVAL`] or when a segment
-//! passes [`SEGMENT_BYTES`]) starts a new segment, makes the bundle files and
-//! directories the old segment changed durable (one `syncfs` on Linux, see
-//! [`super::file_system_sync`]), then deletes it. On open, the segments left
-//! are replayed in order (writes at their offsets, files cut back to the end of their
-//! last logged write, so bytes never acknowledged are dropped), everything is fsynced
-//! and the segments are deleted: bundles are then exactly what was acknowledged.
+//! passes [`SEGMENT_BYTES`]) closes the segment with an end mark, starts a new one,
+//! makes the bundle files and directories the old segment changed durable (one
+//! `syncfs` on Linux, see [`super::file_system_sync`]), then keeps the old segment's
+//! file as the spare ([`SPARE_FILE_NAME`]) that the next checkpoint's segment is
+//! written over. On open, the segments left are replayed in order (writes at their
+//! offsets, files cut back to the end of their last logged write, so bytes never
+//! acknowledged are dropped), everything is fsynced and the segments are deleted:
+//! bundles are then exactly what was acknowledged.
+//!
+//! Why a segment is written over an old one: an fsync of a file that grew must commit
+//! the file system's journal (the new size and blocks), and on ext4 that commit waits
+//! for the bundle data a checkpoint is writing back at the same time. Bytes written
+//! over blocks already on disk change no metadata, so the log's fsync only writes them.
+//! What the old segment held is still there past the new entries; an entry's checksum
+//! is mixed with its segment's number, so an old entry never passes for a new one, and
+//! replay goes on to the next segment only past an end mark.
 
 use super::checksum::checksum;
 use super::file_system_sync::FileSystemSync;
@@ -34,7 +44,15 @@ pub const WAL_DIR_NAME: &str = "wal";
 pub const SEGMENT_BYTES: u64 = 16 << 20;
 /// Changes are checkpointed into the bundles at least this often.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
-const MAGIC: u32 = 0x5243_574c; // "RCWL"
+/// The file the last checkpointed segment is kept as, to be written over by a later one.
+pub const SPARE_FILE_NAME: &str = "spare.wal";
+/// A segment's file is kept as the spare only up to this size (after a large import,
+/// it is deleted instead).
+const MAX_SPARE_BYTES: u64 = 4 * SEGMENT_BYTES;
+/// Entries whose checksum is mixed with their segment's number.
+const MAGIC: u32 = 0x3257_4352; // "RCW2"
+/// Entries written before segments were reused (plain checksum), still replayed.
+const MAGIC_UNNUMBERED: u32 = 0x5243_574c; // "RCWL"
 /// An entry's header: magic, body length (u32) and checksum of the body (u64).
 const HEADER_LEN: usize = 16;
 /// At most this much room is set aside in a new batch (after a large import, say).
@@ -43,6 +61,8 @@ const MAX_BATCH_ROOM: usize = 4 << 20;
 const OP_WRITE: u8 = 1;
 const OP_REPLACE: u8 = 2;
 const OP_REMOVE_DIR: u8 = 3;
+/// The body of the entry that ends a segment: replay goes on to the next one.
+const END_OF_SEGMENT: &[u8] = &[4];
 
 /// Changes made under the collector lock, logged together as one WAL entry.
 pub struct WalBatch {
@@ -225,6 +245,33 @@ pub struct Wal {
     last_entry_len: AtomicUsize,
 }
 
+impl State {
+    /// Writes `entry` at the end of what the segment holds (over an old segment's
+    /// bytes when its file is reused).
+    fn append(&mut self, entry: &[u8]) -> std::io::Result<()> {
+        self.segment.write_all_at(entry, self.segment_len)?;
+        self.segment_len += entry.len() as u64;
+        Ok(())
+    }
+}
+
+/// Fills in the header of `entry` (whose body's checksum is `body_sum`) for segment
+/// `segment_no`.
+fn seal(entry: &mut [u8], body_sum: u64, segment_no: u64) {
+    let (header, body) = entry.split_at_mut(HEADER_LEN);
+    header[..4].copy_from_slice(&MAGIC.to_le_bytes());
+    header[4..8].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    header[8..].copy_from_slice(&(body_sum ^ segment_no).to_le_bytes());
+}
+
+/// The entry that ends segment `segment_no`.
+fn end_of_segment(segment_no: u64) -> Vec<u8> {
+    let mut entry = vec![0; HEADER_LEN];
+    entry.extend_from_slice(END_OF_SEGMENT);
+    seal(&mut entry, checksum(END_OF_SEGMENT), segment_no);
+    entry
+}
+
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
     dir.join(format!("{n:012}.wal"))
 }
@@ -268,6 +315,12 @@ impl Wal {
             for (_, path) in &old {
                 fs::remove_file(path)?;
             }
+        }
+        // A spare left by an earlier run may hold entries numbered like the segments
+        // about to be written (the numbers start again at 1 when no segment is left).
+        match fs::remove_file(dir.join(SPARE_FILE_NAME)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
+            _ => {}
         }
         let segment_no = old.last().map(|(n, _)| n + 1).unwrap_or(1);
         let segment = File::create(segment_path(&dir, segment_no))?;
@@ -323,20 +376,17 @@ impl Wal {
             dirty,
             ..
         } = batch;
-        let (header, changes) = entry.split_at_mut(HEADER_LEN);
-        header[..4].copy_from_slice(&MAGIC.to_le_bytes());
-        header[4..8].copy_from_slice(&(changes.len() as u32).to_le_bytes());
-        header[8..].copy_from_slice(&checksum(changes).to_le_bytes());
+        let body_sum = checksum(&entry[HEADER_LEN..]);
         self.last_entry_len.store(entry.len(), Ordering::Relaxed);
         let mut st = self.lock();
         if let Some(err) = &st.failed {
             bail!("the write-ahead log failed earlier: {err}");
         }
-        if let Err(err) = (&*st.segment).write_all(&entry) {
+        seal(&mut entry, body_sum, st.segment_no);
+        if let Err(err) = st.append(&entry) {
             st.failed = Some(err.to_string());
             bail!("writing the write-ahead log: {err}");
         }
-        st.segment_len += entry.len() as u64;
         st.written += 1;
         st.dirty.extend(dirty);
         Ok(Ticket(st.written))
@@ -378,8 +428,9 @@ impl Wal {
         self.wait(ticket)
     }
 
-    /// Moves what the current segment holds into the bundles for good: starts a new
-    /// segment, fsyncs every file the old ones changed, deletes them.
+    /// Moves what the current segment holds into the bundles for good: ends it, starts
+    /// a new segment (over the spare, when there is one), fsyncs every file the old
+    /// one changed, then keeps its file as the spare.
     ///
     /// The log's state lock is held only to swap segments, never across an fsync, so
     /// requests are logged (into the new segment) while the old one is synced. That
@@ -396,12 +447,18 @@ impl Wal {
             // Only checkpoints change the segment number, and they run one at a time.
             st.segment_no + 1
         };
-        let file = File::create(segment_path(&self.dir, next))?;
+        let file = self.next_segment_file(next)?;
         sync_dir(&self.dir)?;
         let (old, target, dirty) = {
             let mut st = self.lock();
             while st.syncing {
                 st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            let end = end_of_segment(st.segment_no);
+            if let Err(err) = st.append(&end) {
+                st.failed = Some(format!("ending a segment: {err}"));
+                self.synced.notify_all();
+                bail!("ending a write-ahead log segment: {err}");
             }
             st.syncing = true;
             st.segment_no = next;
@@ -425,12 +482,31 @@ impl Wal {
         }
         synced?;
         self.files.sync(&dirty)?;
+        let spare = self.dir.join(SPARE_FILE_NAME);
         for (n, path) in segments(&self.dir)? {
-            if n < next {
+            if n >= next {
+                continue;
+            }
+            let reusable = n + 1 == next
+                && !spare.exists()
+                && fs::metadata(&path).is_ok_and(|m| m.len() <= MAX_SPARE_BYTES);
+            if reusable {
+                fs::rename(path, &spare)?;
+            } else {
                 fs::remove_file(path)?;
             }
         }
         sync_dir(&self.dir)
+    }
+
+    /// The file of segment `n`: the spare renamed, or a new file.
+    fn next_segment_file(&self, n: u64) -> Result<File> {
+        let path = segment_path(&self.dir, n);
+        match fs::rename(self.dir.join(SPARE_FILE_NAME), &path) {
+            Ok(()) => Ok(OpenOptions::new().write(true).open(&path)?),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(File::create(&path)?),
+            Err(err) => Err(err.into()),
+        }
     }
 
     fn due(&self) -> bool {
@@ -475,26 +551,38 @@ fn recover(root: &Path, segments: &[(u64, PathBuf)], files: &FileSystemSync) -> 
         }
     };
     let mut applied = 0usize;
-    'segments: for (_, seg) in segments {
+    for (segment_no, seg) in segments {
         let mut data = Vec::new();
         File::open(seg)?.read_to_end(&mut data)?;
         let mut pos = 0usize;
+        let mut ended = false;
         while pos + HEADER_LEN <= data.len() {
             let magic = u32::from_le_bytes(data[pos..pos + 4].try_into()?);
             let len = u32::from_le_bytes(data[pos + 4..pos + 8].try_into()?) as usize;
             let sum = u64::from_le_bytes(data[pos + 8..pos + 16].try_into()?);
             let Some(body) = data.get(pos + HEADER_LEN..pos + HEADER_LEN + len) else {
-                break 'segments;
+                break;
             };
-            if magic != MAGIC || checksum(body) != sum {
-                // A torn entry: never acknowledged, and nothing after it was either.
-                break 'segments;
+            let whole = match magic {
+                MAGIC => checksum(body) ^ segment_no == sum,
+                MAGIC_UNNUMBERED => checksum(body) == sum,
+                _ => false,
+            };
+            if !whole {
+                // A torn entry, or one of the older segment this file was written
+                // over: nothing from here on was acknowledged.
+                break;
+            }
+            pos += HEADER_LEN + len;
+            if magic == MAGIC && body == END_OF_SEGMENT {
+                ended = true;
+                break;
             }
             apply(body, &resolve, &mut ends, &mut dirty)?;
             applied += 1;
-            pos += HEADER_LEN + len;
         }
-        if pos != data.len() {
+        // Entries of a later segment count only after one that was ended whole.
+        if !ended && pos != data.len() {
             break;
         }
     }
@@ -631,6 +719,98 @@ mod tests {
         let _wal = Wal::open(root.path()).unwrap();
         assert_eq!(fs::read(&file).unwrap(), b"one\ntwo\n");
         assert_eq!(segments(&root.path().join(WAL_DIR_NAME)).unwrap().len(), 1);
+    }
+
+    /// One entry of segment `segment_no`, as [`Wal::log`] writes it.
+    fn entry(root: &Path, segment_no: u64, change: impl FnOnce(&mut WalBatch)) -> Vec<u8> {
+        let mut batch = WalBatch::with_room(root, 0);
+        change(&mut batch);
+        let sum = checksum(&batch.body[HEADER_LEN..]);
+        seal(&mut batch.body, sum, segment_no);
+        batch.body
+    }
+
+    #[test]
+    fn a_reused_segment_replays_none_of_what_it_held_before() {
+        let root = tempfile::tempdir().unwrap();
+        let (x, y) = (root.path().join("b/x"), root.path().join("b/y"));
+        fs::create_dir_all(root.path().join("b")).unwrap();
+        let dir = root.path().join(WAL_DIR_NAME);
+        let wal = Wal::open(root.path()).unwrap();
+        let mut batch = wal.batch();
+        batch.write(&y, 0, b"a");
+        wal.commit(batch).unwrap();
+        let mut batch = wal.batch();
+        batch.write(&x, 0, b"stale\n");
+        wal.commit(batch).unwrap();
+        fs::write(&x, b"stale\n").unwrap();
+        wal.checkpoint().unwrap();
+        let mut batch = wal.batch();
+        batch.replace(&x, b"fresh\n");
+        wal.commit(batch).unwrap();
+        fs::write(&x, b"fresh\n").unwrap();
+        wal.checkpoint().unwrap();
+        // Segment 3 is written over segment 1's file, whose first change (to y) was
+        // as long as the one below: segment 1's change to x follows it whole.
+        let segment = segment_path(&dir, 3);
+        assert_eq!(wal.lock().segment_no, 3);
+        let old_len = fs::metadata(&segment).unwrap().len();
+        assert!(old_len > 0, "segment 3 reuses a file");
+        let mut batch = wal.batch();
+        batch.write(&y, 0, b"b");
+        wal.commit(batch).unwrap();
+        assert_eq!(
+            fs::metadata(&segment).unwrap().len(),
+            old_len,
+            "written over"
+        );
+        // A crash now: y lost its unsynced byte, the log is not checkpointed.
+        let spare = dir.join(SPARE_FILE_NAME);
+        let saved = [fs::read(&segment).unwrap(), fs::read(&spare).unwrap()];
+        drop(wal);
+        fs::remove_dir_all(&dir).unwrap();
+        fs::create_dir(&dir).unwrap();
+        fs::write(&segment, &saved[0]).unwrap();
+        fs::write(&spare, &saved[1]).unwrap();
+        fs::write(&y, b"").unwrap();
+        let _wal = Wal::open(root.path()).unwrap();
+        assert_eq!(fs::read(&y).unwrap(), b"b");
+        assert_eq!(
+            fs::read(&x).unwrap(),
+            b"fresh\n",
+            "segment 1's entry not replayed"
+        );
+    }
+
+    #[test]
+    fn replay_goes_on_to_the_next_segment_only_past_an_end_mark() {
+        for ended in [true, false] {
+            let root = tempfile::tempdir().unwrap();
+            let file = root.path().join("b/trace.jsonl");
+            let dir = root.path().join(WAL_DIR_NAME);
+            fs::create_dir_all(&dir).unwrap();
+            // Segment 4 as written before segments were reused: plain checksums, and
+            // it ends at the end of its file.
+            let mut old = entry(root.path(), 0, |b| b.write(&file, 0, b"one\n"));
+            old[..4].copy_from_slice(&MAGIC_UNNUMBERED.to_le_bytes());
+            fs::write(segment_path(&dir, 4), old).unwrap();
+            // Segment 5, written over a file that held segment 2, ended or not.
+            let mut five = entry(root.path(), 5, |b| b.write(&file, 4, b"two\n"));
+            if ended {
+                five.extend(end_of_segment(5));
+            }
+            five.extend(entry(root.path(), 2, |b| b.write(&file, 8, b"old\n")));
+            fs::write(segment_path(&dir, 5), five).unwrap();
+            let six = entry(root.path(), 6, |b| b.write(&file, 8, b"six\n"));
+            fs::write(segment_path(&dir, 6), six).unwrap();
+            let _wal = Wal::open(root.path()).unwrap();
+            let expected: &[u8] = if ended {
+                b"one\ntwo\nsix\n"
+            } else {
+                b"one\ntwo\n"
+            };
+            assert_eq!(fs::read(&file).unwrap(), expected, "ended: {ended}");
+        }
     }
 
     #[test]

@@ -551,7 +551,7 @@ fn recover(root: &Path, segments: &[(u64, PathBuf)], files: &FileSystemSync) -> 
         }
     };
     let mut applied = 0usize;
-    for (segment_no, seg) in segments {
+    for &(segment_no, ref seg) in segments {
         let mut data = Vec::new();
         File::open(seg)?.read_to_end(&mut data)?;
         let mut pos = 0usize;

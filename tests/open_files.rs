@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use rollout_collector::normalize::RawEventPayload;
 use rollout_collector::serve::{ServeConfig, start};
 
 /// 512 descriptors: at most 128 bundles hold their files open (a quarter of the
@@ -32,18 +31,6 @@ fn lower_open_file_limit(to: u64) {
 
 fn conversation(session: usize) -> String {
     format!("0199aaaa-1111-7222-8333-{session:012}")
-}
-
-fn prompts_in(data_dir: &std::path::Path, conversation: &str) -> Vec<String> {
-    let events = read_trace(data_dir, conversation);
-    assert_contiguous_and_unique(&events);
-    events
-        .into_iter()
-        .filter_map(|event| match event.payload {
-            RawEventPayload::UserPrompt { prompt, .. } => prompt,
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -273,15 +273,31 @@ pub fn logs_request(records: Vec<Vec<KeyValue>>, body: &str) -> ExportLogsServic
     }
 }
 
+/// The attributes of a `codex.user_prompt` log record of `conversation`.
+pub fn user_prompt_record(conversation: &str, prompt: &str) -> Vec<KeyValue> {
+    vec![
+        kv("event.name", "codex.user_prompt"),
+        kv("event.timestamp", "2026-11-22T01:47:40.957Z"),
+        kv("conversation.id", conversation),
+        kv("prompt", prompt),
+    ]
+}
+
 /// A small, valid request for the conversation `conversation` (one user prompt).
 pub fn user_prompt_request(conversation: &str, prompt: &str) -> ExportLogsServiceRequest {
-    logs_request(
-        vec![vec![
-            kv("event.name", "codex.user_prompt"),
-            kv("event.timestamp", "2026-11-22T01:47:40.957Z"),
-            kv("conversation.id", conversation),
-            kv("prompt", prompt),
-        ]],
-        "",
-    )
+    logs_request(vec![user_prompt_record(conversation, prompt)], "")
+}
+
+/// The prompts of a rollout's `user_prompt` events, in order, after checking that its
+/// `seq` is contiguous and no record is stored twice.
+pub fn prompts_in(data_dir: &Path, conversation: &str) -> Vec<String> {
+    let events = read_trace(data_dir, conversation);
+    assert_contiguous_and_unique(&events);
+    events
+        .into_iter()
+        .filter_map(|event| match event.payload {
+            rollout_collector::normalize::RawEventPayload::UserPrompt { prompt, .. } => prompt,
+            _ => None,
+        })
+        .collect()
 }

@@ -21,7 +21,8 @@ mod synthetic;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rollout_collector::collector::Collector;
 use rollout_collector::normalize::RawEvent;
-use rollout_collector::receive::decode::decode_protobuf;
+use rollout_collector::normalize::Signal;
+use rollout_collector::receive::decode::normalize_protobuf;
 use rollout_collector::receive::import;
 use rollout_collector::reduce::{self, RolloutState};
 use rollout_collector::store::DataDir;
@@ -30,7 +31,7 @@ use std::time::Duration;
 
 fn normalize(c: &mut Criterion) {
     let files = import::collect_files(&[synthetic::fixture_requests()]).expect("fixture files");
-    let requests: Vec<(&str, Vec<u8>)> = files
+    let requests: Vec<(Signal, Vec<u8>)> = files
         .iter()
         .map(|f| {
             let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -38,18 +39,14 @@ fn normalize(c: &mut Criterion) {
                 .into_iter()
                 .find(|k| name.ends_with(&format!("{k}.pb")))
                 .expect("a *-logs.pb, *-traces.pb or *-metrics.pb file");
-            (kind, std::fs::read(f).expect("fixture request"))
+            let signal = Signal::parse(kind).expect("a signal");
+            (signal, std::fs::read(f).expect("fixture request"))
         })
         .collect();
-    let normalize_all = |requests: &[(&str, Vec<u8>)]| {
+    let normalize_all = |requests: &[(Signal, Vec<u8>)]| {
         requests
             .iter()
-            .map(|(kind, bytes)| {
-                decode_protobuf(kind, bytes)
-                    .expect("protobuf")
-                    .normalize()
-                    .len()
-            })
+            .map(|(signal, bytes)| normalize_protobuf(*signal, bytes).expect("protobuf").len())
             .sum::<usize>()
     };
     let records = normalize_all(&requests);

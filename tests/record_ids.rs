@@ -25,7 +25,7 @@ fn ids_from_the_bytes_sent_equal_ids_from_the_decoded_records() {
                 .find(|k| name.ends_with(&format!("{k}.pb")))
                 .unwrap();
             let bytes = std::fs::read(&file).unwrap();
-            let decoded = decode_protobuf(kind, &bytes).unwrap().normalize();
+            let decoded = decode_protobuf(kind, &bytes).unwrap().normalize().unwrap();
             let (as_sent, signal, protobuf) =
                 Received::Protobuf(Signal::parse(kind).unwrap(), bytes.clone().into())
                     .normalize(true)

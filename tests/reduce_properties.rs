@@ -17,7 +17,7 @@ fn records(fixture: &str) -> Vec<NormalizedRecord> {
     files
         .iter()
         .flat_map(|f| import::read_file(f).unwrap())
-        .flat_map(|r| r.normalize())
+        .flat_map(|r| r.normalize(false).unwrap().0)
         .collect()
 }
 

@@ -11,7 +11,7 @@ use rollout_collector::normalize::raw_event::{Evidence, RawPayloadRef};
 use rollout_collector::normalize::{
     Attribution, NormalizedRecord, PendingEvent, RawEvent, RawEventPayload as P,
 };
-use rollout_collector::receive::decode::ExportRequest;
+use rollout_collector::receive::decode::Received;
 use rollout_collector::receive::import;
 use rollout_collector::store::{Bundle, DataDir};
 use std::path::{Path, PathBuf};
@@ -22,8 +22,8 @@ pub fn fixture_requests() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/codex/tool-call-ok/requests")
 }
 
-/// The fixture's Export requests, decoded.
-pub fn fixture_export_requests() -> Vec<ExportRequest> {
+/// The fixture's Export requests, as read.
+pub fn fixture_export_requests() -> Vec<Received> {
     let files = import::collect_files(&[fixture_requests()]).expect("fixture files");
     files
         .iter()
@@ -73,7 +73,7 @@ impl Template {
         let first_ms = body.iter().map(|e| e.wall_time_unix_ms).min().unwrap_or(0);
         let records = fixture_export_requests()
             .into_iter()
-            .flat_map(|request| request.normalize())
+            .flat_map(|request| request.normalize(false).expect("fixture request").0)
             .collect();
         Template {
             conversation_id,

@@ -7,25 +7,19 @@ use super::raw_event::{
 };
 use super::time::{nanos_to_ms, parse_iso8601_ms};
 use super::{
-    Attribution, NormalizedRecord, PendingEvent, RecordIds, Signal, id_hex, resource_info,
+    Attribution, NormalizedRecord, PendingEvent, Signal, id_hex, record_id, resource_info,
 };
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use crate::receive::otlp::{LogRecord, LogsRequest};
 
-pub fn normalize(request: &ExportLogsServiceRequest, mut ids: RecordIds) -> Vec<NormalizedRecord> {
+pub fn normalize(request: &LogsRequest) -> Vec<NormalizedRecord> {
     let mut out = Vec::new();
-    for resource_logs in &request.resource_logs {
-        let (service_name, service_version, resource_key) =
-            resource_info(resource_logs.resource.as_ref());
+    for resource_logs in &request.resources {
+        let (service_name, service_version, resource_key) = resource_info(&resource_logs.resource);
         let first = out.len();
-        for scope_logs in &resource_logs.scope_logs {
-            let scope = scope_logs
-                .scope
-                .as_ref()
-                .map(|s| s.name.as_str())
-                .unwrap_or("");
-            for record in &scope_logs.log_records {
-                let record_id = ids.next(&resource_key, record);
+        for scope_logs in &resource_logs.scopes {
+            let scope = scope_logs.scope.name;
+            for record in &scope_logs.records {
+                let record_id = record_id(Signal::Logs, &resource_key, record.wire);
                 let mut normalized = normalize_record(record, scope, record_id);
                 normalized.attribution.service_name = service_name.clone();
                 normalized.attribution.service_version = service_version.clone();
@@ -65,7 +59,7 @@ fn normalize_record(record: &LogRecord, scope: &str, record_id: String) -> Norma
     let a = Attributes(&record.attributes);
     let event_name = a
         .non_empty("event.name")
-        .or_else(|| Some(record.event_name.clone()).filter(|n| n.starts_with("codex.")));
+        .or_else(|| Some(record.event_name.to_string()).filter(|n| n.starts_with("codex.")));
     let time = a
         .string("event.timestamp")
         .and_then(|t| parse_iso8601_ms(&t))
@@ -75,11 +69,8 @@ fn normalize_record(record: &LogRecord, scope: &str, record_id: String) -> Norma
                 .map(nanos_to_ms)
         })
         .unwrap_or_else(|| nanos_to_ms(record.observed_time_unix_nano));
-    let trace_id = id_hex(&record.trace_id);
-    let body = record
-        .body
-        .as_ref()
-        .and_then(|b| attributes::value_to_string(b.value.as_ref()?));
+    let trace_id = id_hex(record.trace_id);
+    let body = record.body.as_ref().and_then(attributes::value_to_string);
     let payload = payload_for(event_name.as_deref(), &a, scope, body.as_deref());
     // Fields in key order: the same bytes a JSON object (sorted keys) would give.
     #[derive(serde::Serialize)]
@@ -96,7 +87,7 @@ fn normalize_record(record: &LogRecord, scope: &str, record_id: String) -> Norma
         body: body.as_deref(),
         event_name: event_name.as_deref(),
         scope,
-        severity_text: &record.severity_text,
+        severity_text: record.severity_text,
     })
     .expect("log evidence serializes");
     NormalizedRecord {
@@ -107,7 +98,7 @@ fn normalize_record(record: &LogRecord, scope: &str, record_id: String) -> Norma
                 a.first_string(&["conversation.id", "conversation_id"]),
             ),
             spawned_conversation_id: spawned_agent(&a),
-            span_id: id_hex(&record.span_id),
+            span_id: id_hex(record.span_id),
             trace_id,
             ..Default::default()
         },

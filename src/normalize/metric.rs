@@ -2,23 +2,21 @@
 
 use super::raw_event::RawEventPayload as P;
 use super::time::nanos_to_ms;
-use super::{Attribution, NormalizedRecord, PendingEvent, RecordIds, Signal, resource_info};
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use super::{Attribution, NormalizedRecord, PendingEvent, Signal, record_id, resource_info};
+use crate::receive::otlp::MetricsRequest;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
 
-pub fn normalize(
-    request: &ExportMetricsServiceRequest,
-    mut ids: RecordIds,
-) -> Vec<NormalizedRecord> {
+pub fn normalize(request: &MetricsRequest) -> Vec<NormalizedRecord> {
     let mut out = Vec::new();
-    for resource_metrics in &request.resource_metrics {
+    for resource_metrics in &request.resources {
         let (service_name, service_version, resource_key) =
-            resource_info(resource_metrics.resource.as_ref());
-        for scope_metrics in &resource_metrics.scope_metrics {
-            for metric in &scope_metrics.metrics {
+            resource_info(&resource_metrics.resource);
+        for scope_metrics in &resource_metrics.scopes {
+            for record in &scope_metrics.records {
+                let metric = &record.metric;
                 let (points, time) = points_and_time(metric);
                 out.push(NormalizedRecord {
-                    record_id: ids.next(&resource_key, metric),
+                    record_id: record_id(Signal::Metrics, &resource_key, record.wire),
                     signal: Signal::Metrics,
                     attribution: Attribution {
                         service_name: service_name.clone(),

@@ -15,14 +15,10 @@ pub mod time;
 pub mod tool_arguments;
 pub mod tool_output;
 
-use opentelemetry_proto::tonic::collector::{
-    logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
-    trace::v1::ExportTraceServiceRequest,
-};
-use record_ids::RecordIds;
+use crate::receive::otlp::{LogsRequest, MetricsRequest, Resource, TracesRequest};
+use record_ids::record_id;
 
 pub use raw_event::{ExecutionStatus, RawEvent, RawEventPayload, TokenUsage};
-pub use record_ids::SentRecords;
 
 /// Which signal a record came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,47 +89,19 @@ impl NormalizedRecord {
     }
 }
 
-/// `sent`: the request's records as sent ([`SentRecords::find`] of its protobuf), to
-/// hash for their ids; `None` (decoded from JSON) re-encodes each record instead.
-pub fn logs(
-    request: &ExportLogsServiceRequest,
-    sent: Option<&SentRecords>,
-) -> Vec<NormalizedRecord> {
-    let count = request
-        .resource_logs
-        .iter()
-        .flat_map(|r| &r.scope_logs)
-        .map(|s| s.log_records.len())
-        .sum();
-    log_record::normalize(request, RecordIds::new(Signal::Logs, sent, count))
+/// The log records of a request, normalized, in the order sent.
+pub fn logs(request: &LogsRequest) -> Vec<NormalizedRecord> {
+    log_record::normalize(request)
 }
 
-/// See [`logs`].
-pub fn traces(
-    request: &ExportTraceServiceRequest,
-    sent: Option<&SentRecords>,
-) -> Vec<NormalizedRecord> {
-    let count = request
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum();
-    span::normalize(request, RecordIds::new(Signal::Traces, sent, count))
+/// The spans of a request, normalized, in the order sent.
+pub fn traces(request: &TracesRequest) -> Vec<NormalizedRecord> {
+    span::normalize(request)
 }
 
-/// See [`logs`].
-pub fn metrics(
-    request: &ExportMetricsServiceRequest,
-    sent: Option<&SentRecords>,
-) -> Vec<NormalizedRecord> {
-    let count = request
-        .resource_metrics
-        .iter()
-        .flat_map(|r| &r.scope_metrics)
-        .map(|s| s.metrics.len())
-        .sum();
-    metric::normalize(request, RecordIds::new(Signal::Metrics, sent, count))
+/// The metrics of a request, normalized, in the order sent.
+pub fn metrics(request: &MetricsRequest) -> Vec<NormalizedRecord> {
+    metric::normalize(request)
 }
 
 pub(crate) fn id_hex(bytes: &[u8]) -> Option<String> {
@@ -168,11 +136,8 @@ pub(crate) fn thread_id_attr(value: Option<String>) -> Option<String> {
 }
 
 /// The resource facts we keep: service name and version.
-pub(crate) fn resource_info(
-    resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
-) -> (Option<String>, Option<String>, String) {
-    let attrs = resource.map(|r| r.attributes.as_slice()).unwrap_or(&[]);
-    let a = attributes::Attributes(attrs);
+pub(crate) fn resource_info(resource: &Resource) -> (Option<String>, Option<String>, String) {
+    let a = attributes::Attributes(&resource.attributes);
     let name = a.non_empty("service.name");
     let version = a.non_empty("service.version");
     let key = format!(

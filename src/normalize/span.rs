@@ -6,11 +6,10 @@ use super::attributes::{Attributes, AttrsJson};
 use super::raw_event::RawEventPayload as P;
 use super::time::nanos_to_ms;
 use super::{
-    Attribution, NormalizedRecord, PendingEvent, RecordIds, Signal, canonical_turn_id, id_hex,
+    Attribution, NormalizedRecord, PendingEvent, Signal, canonical_turn_id, id_hex, record_id,
     resource_info, thread_id_attr,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::Span;
+use crate::receive::otlp::{Span, TracesRequest};
 
 /// Spans that carry a `call_id` but are not the tool's own span.
 const NOT_TOOL_SPANS: &[&str] = &[
@@ -21,19 +20,14 @@ const NOT_TOOL_SPANS: &[&str] = &[
     "handle_tool_call_with_source",
 ];
 
-pub fn normalize(request: &ExportTraceServiceRequest, mut ids: RecordIds) -> Vec<NormalizedRecord> {
+pub fn normalize(request: &TracesRequest) -> Vec<NormalizedRecord> {
     let mut out = Vec::new();
-    for resource_spans in &request.resource_spans {
-        let (service_name, service_version, resource_key) =
-            resource_info(resource_spans.resource.as_ref());
-        for scope_spans in &resource_spans.scope_spans {
-            let scope = scope_spans
-                .scope
-                .as_ref()
-                .map(|s| s.name.as_str())
-                .unwrap_or("");
-            for span in &scope_spans.spans {
-                let record_id = ids.next(&resource_key, span);
+    for resource_spans in &request.resources {
+        let (service_name, service_version, resource_key) = resource_info(&resource_spans.resource);
+        for scope_spans in &resource_spans.scopes {
+            let scope = scope_spans.scope.name;
+            for span in &scope_spans.records {
+                let record_id = record_id(Signal::Traces, &resource_key, span.wire);
                 let mut normalized = normalize_span(span, scope, record_id);
                 normalized.attribution.service_name = service_name.clone();
                 normalized.attribution.service_version = service_version.clone();
@@ -46,7 +40,7 @@ pub fn normalize(request: &ExportTraceServiceRequest, mut ids: RecordIds) -> Vec
 
 fn normalize_span(span: &Span, scope: &str, record_id: String) -> NormalizedRecord {
     let a = Attributes(&span.attributes);
-    let trace_id = id_hex(&span.trace_id);
+    let trace_id = id_hex(span.trace_id);
     let start = nanos_to_ms(span.start_time_unix_nano);
     let end = nanos_to_ms(span.end_time_unix_nano).max(start);
     let turn_id = a
@@ -55,7 +49,7 @@ fn normalize_span(span: &Span, scope: &str, record_id: String) -> NormalizedReco
     let conversation_id = ["conversation.id", "thread_id", "thread.id"]
         .iter()
         .find_map(|k| thread_id_attr(a.non_empty(k)));
-    let name = span.name.as_str();
+    let name = span.name;
     let at = |wall_time_unix_ms, payload| PendingEvent {
         wall_time_unix_ms,
         payload,
@@ -144,7 +138,7 @@ fn normalize_span(span: &Span, scope: &str, record_id: String) -> NormalizedReco
             .iter()
             .map(|e| EventEvidence {
                 attributes: AttrsJson(&e.attributes),
-                name: &e.name,
+                name: e.name,
                 time_unix_nano: e.time_unix_nano.to_string(),
             })
             .collect(),
@@ -160,8 +154,8 @@ fn normalize_span(span: &Span, scope: &str, record_id: String) -> NormalizedReco
         attribution: Attribution {
             conversation_id,
             trace_id,
-            span_id: id_hex(&span.span_id),
-            parent_span_id: id_hex(&span.parent_span_id),
+            span_id: id_hex(span.span_id),
+            parent_span_id: id_hex(span.parent_span_id),
             turn_id,
             ..Default::default()
         },

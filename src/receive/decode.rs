@@ -1,6 +1,7 @@
 //! Decoding Export requests: protobuf (gRPC and OTLP/HTTP) and OTLP/JSON.
 
-use crate::normalize::{self, NormalizedRecord, SentRecords, Signal};
+use super::otlp::{DecodeError, LogsRequest, MetricsRequest, TracesRequest};
+use crate::normalize::{self, NormalizedRecord, Signal};
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
@@ -8,6 +9,7 @@ use opentelemetry_proto::tonic::collector::{
 };
 use prost::Message;
 
+/// An Export request decoded into owned messages (from OTLP/JSON).
 pub enum ExportRequest {
     Logs(ExportLogsServiceRequest),
     Traces(ExportTraceServiceRequest),
@@ -16,48 +18,34 @@ pub enum ExportRequest {
 
 /// An Export request as a receiver got it, for [`crate::receive::ingest`].
 pub enum Received {
-    /// Protobuf, not decoded yet: it is decoded off the server's threads, and each
-    /// record's id hashes the record's bytes as sent.
+    /// Protobuf, not decoded yet: it is read in place off the server's threads, and
+    /// each record's id hashes the record's bytes as sent.
     Protobuf(Signal, Bytes),
     /// Decoded already (OTLP/JSON).
     Decoded(ExportRequest),
 }
 
 impl Received {
-    /// The request decoded and normalized, and its protobuf (as received, or encoded
-    /// from the decoded request when `want_protobuf`).
+    /// The request normalized, its signal, and its protobuf (as received, or encoded
+    /// from the decoded request) when `want_protobuf`.
     pub fn normalize(
         self,
         want_protobuf: bool,
     ) -> Result<(Vec<NormalizedRecord>, Signal, Option<Bytes>), String> {
-        match self {
-            Received::Protobuf(signal, body) => {
-                let request = decode_signal(signal, &body)?;
-                let sent = SentRecords::find(&body);
-                let records = request.normalize_sent(sent.as_ref());
-                Ok((records, signal, want_protobuf.then_some(body)))
-            }
-            Received::Decoded(request) => {
-                let protobuf = want_protobuf.then(|| Bytes::from(request.encode()));
-                Ok((request.normalize(), request.signal(), protobuf))
-            }
-        }
+        let (signal, protobuf) = match self {
+            Received::Protobuf(signal, body) => (signal, body),
+            Received::Decoded(request) => (request.signal(), Bytes::from(request.encode())),
+        };
+        let records = normalize_protobuf(signal, &protobuf)?;
+        Ok((records, signal, want_protobuf.then_some(protobuf)))
     }
 }
 
 impl ExportRequest {
-    pub fn normalize(&self) -> Vec<NormalizedRecord> {
-        self.normalize_sent(None)
-    }
-
-    /// [`ExportRequest::normalize`], hashing `sent` (this request's records as sent)
-    /// for their ids instead of encoding each again.
-    pub fn normalize_sent(&self, sent: Option<&SentRecords>) -> Vec<NormalizedRecord> {
-        match self {
-            ExportRequest::Logs(r) => normalize::logs(r, sent),
-            ExportRequest::Traces(r) => normalize::traces(r, sent),
-            ExportRequest::Metrics(r) => normalize::metrics(r, sent),
-        }
+    /// The request normalized, through its protobuf encoding (so that its records get
+    /// the ids they would have had sent as protobuf).
+    pub fn normalize(&self) -> Result<Vec<NormalizedRecord>, String> {
+        normalize_protobuf(self.signal(), &self.encode())
     }
 
     pub fn signal(&self) -> Signal {
@@ -78,13 +66,20 @@ impl ExportRequest {
     }
 }
 
-/// `kind` is `logs`, `traces` or `metrics`.
-pub fn decode_protobuf(kind: &str, bytes: &[u8]) -> Result<ExportRequest, String> {
-    let signal = Signal::parse(kind).ok_or_else(|| format!("unknown signal {kind}"))?;
-    decode_signal(signal, bytes)
+/// A protobuf Export request of `signal`, read in place and normalized; refused whole
+/// if any of it is malformed.
+pub fn normalize_protobuf(signal: Signal, wire: &[u8]) -> Result<Vec<NormalizedRecord>, String> {
+    let err = |e: DecodeError| format!("invalid protobuf: {e}");
+    Ok(match signal {
+        Signal::Logs => normalize::logs(&LogsRequest::decode(wire).map_err(err)?),
+        Signal::Traces => normalize::traces(&TracesRequest::decode(wire).map_err(err)?),
+        Signal::Metrics => normalize::metrics(&MetricsRequest::decode(wire).map_err(err)?),
+    })
 }
 
-fn decode_signal(signal: Signal, bytes: &[u8]) -> Result<ExportRequest, String> {
+/// Decodes into owned messages; `kind` is `logs`, `traces` or `metrics`.
+pub fn decode_protobuf(kind: &str, bytes: &[u8]) -> Result<ExportRequest, String> {
+    let signal = Signal::parse(kind).ok_or_else(|| format!("unknown signal {kind}"))?;
     let err = |e: prost::DecodeError| format!("invalid protobuf: {e}");
     Ok(match signal {
         Signal::Logs => ExportRequest::Logs(ExportLogsServiceRequest::decode(bytes).map_err(err)?),

@@ -3,8 +3,9 @@
 //! of them, and OTLP/JSON lines files (the OpenTelemetry Collector file exporter's
 //! format: one `{"resourceLogs"|"resourceSpans"|"resourceMetrics": ...}` per line).
 
-use super::decode::{ExportRequest, decode_json, decode_protobuf};
+use super::decode::{Received, decode_json};
 use crate::collector::{Collector, IngestReport};
+use crate::normalize::Signal;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -48,16 +49,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 enum FileKind {
-    Protobuf(&'static str),
+    Protobuf(Signal),
     JsonLines,
 }
 
 fn kind_of(path: &Path) -> Option<FileKind> {
     let name = path.file_name()?.to_str()?;
     if let Some(stem) = name.strip_suffix(".pb") {
-        for kind in ["logs", "traces", "metrics"] {
-            if stem.ends_with(kind) {
-                return Some(FileKind::Protobuf(kind));
+        for signal in [Signal::Logs, Signal::Traces, Signal::Metrics] {
+            if stem.ends_with(signal.as_str()) {
+                return Some(FileKind::Protobuf(signal));
             }
         }
         return None;
@@ -65,15 +66,14 @@ fn kind_of(path: &Path) -> Option<FileKind> {
     (name.ends_with(".jsonl") || name.ends_with(".json")).then_some(FileKind::JsonLines)
 }
 
-/// Reads one file into Export requests.
-pub fn read_file(path: &Path) -> Result<Vec<ExportRequest>> {
+/// Reads one file into Export requests (protobuf ones are read in place when
+/// normalized).
+pub fn read_file(path: &Path) -> Result<Vec<Received>> {
     match kind_of(path) {
-        Some(FileKind::Protobuf(kind)) => {
+        Some(FileKind::Protobuf(signal)) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            Ok(vec![decode_protobuf(kind, &bytes).map_err(|e| {
-                anyhow::anyhow!("{}: not an OTLP {kind} request: {e}", path.display())
-            })?])
+            Ok(vec![Received::Protobuf(signal, bytes.into())])
         }
         Some(FileKind::JsonLines) => {
             let text = std::fs::read_to_string(path)
@@ -98,10 +98,10 @@ pub fn read_file(path: &Path) -> Result<Vec<ExportRequest>> {
                             n + 1
                         )
                     })?;
-                out.push(
+                out.push(Received::Decoded(
                     decode_json(kind, line.as_bytes())
                         .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1))?,
-                );
+                ));
             }
             Ok(out)
         }
@@ -128,7 +128,10 @@ pub fn import(
     for file in files {
         for request in read_file(file)? {
             summary.requests += 1;
-            let report = collector.ingest(request.normalize())?;
+            let (records, _, _) = request
+                .normalize(false)
+                .map_err(|e| anyhow::anyhow!("{}: not an OTLP request: {e}", file.display()))?;
+            let report = collector.ingest(records)?;
             summary.report.accepted += report.accepted;
             summary.report.duplicates += report.duplicates;
             touched.extend(report.rollouts_touched);

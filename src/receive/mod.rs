@@ -8,3 +8,4 @@ pub mod grpc;
 pub mod http;
 pub mod import;
 pub mod ingest;
+pub mod otlp;

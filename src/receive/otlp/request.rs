@@ -1,0 +1,98 @@
+//! An Export request of any signal: resources, each with scopes, each with records.
+//! The three signals share this shape and its field numbers; only the record differs.
+
+use super::common::{Resource, Scope, merge_resource, merge_scope};
+use super::wire::{DecodeError, Depth, for_each_field};
+
+/// A log record, span or metric, read from its message.
+pub trait Record<'a>: Sized {
+    /// `message` is the record's encoding; `depth` what nesting it may still use.
+    fn decode(message: &'a [u8], depth: Depth) -> Result<Self, DecodeError>;
+}
+
+/// `Export{Logs,Trace,Metrics}ServiceRequest`.
+#[derive(Debug, PartialEq)]
+pub struct Request<'a, R> {
+    pub resources: Vec<ResourceRecords<'a, R>>,
+}
+
+/// `Resource{Logs,Spans,Metrics}`.
+#[derive(Debug, PartialEq)]
+pub struct ResourceRecords<'a, R> {
+    pub resource: Resource<'a>,
+    pub scopes: Vec<ScopeRecords<'a, R>>,
+}
+
+/// `Scope{Logs,Spans,Metrics}`.
+#[derive(Debug, PartialEq)]
+pub struct ScopeRecords<'a, R> {
+    pub scope: Scope<'a>,
+    pub records: Vec<R>,
+}
+
+impl<'a, R: Record<'a>> Request<'a, R> {
+    /// Reads the request `wire`, refusing it whole if any of it is malformed.
+    pub fn decode(wire: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut resources = Vec::new();
+        for_each_field(wire, |field| {
+            if field.number == 1 {
+                let (message, depth) = field.message(Depth::TOP)?;
+                resources.push(ResourceRecords::decode(message, depth)?);
+            }
+            Ok(())
+        })?;
+        Ok(Request { resources })
+    }
+
+    /// Every record, in the order sent.
+    pub fn records(&self) -> impl Iterator<Item = &R> {
+        self.resources
+            .iter()
+            .flat_map(|r| &r.scopes)
+            .flat_map(|s| &s.records)
+    }
+}
+
+impl<'a, R: Record<'a>> ResourceRecords<'a, R> {
+    fn decode(message: &'a [u8], depth: Depth) -> Result<Self, DecodeError> {
+        let mut resource = Resource::default();
+        let mut scopes = Vec::new();
+        for_each_field(message, |field| {
+            match field.number {
+                1 => merge_resource(&mut resource, field, depth)?,
+                2 => {
+                    let (message, depth) = field.message(depth)?;
+                    scopes.push(ScopeRecords::decode(message, depth)?);
+                }
+                3 => {
+                    field.string()?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(ResourceRecords { resource, scopes })
+    }
+}
+
+impl<'a, R: Record<'a>> ScopeRecords<'a, R> {
+    fn decode(message: &'a [u8], depth: Depth) -> Result<Self, DecodeError> {
+        let mut scope = Scope::default();
+        let mut records = Vec::new();
+        for_each_field(message, |field| {
+            match field.number {
+                1 => merge_scope(&mut scope, field, depth)?,
+                2 => {
+                    let (message, depth) = field.message(depth)?;
+                    records.push(R::decode(message, depth)?);
+                }
+                3 => {
+                    field.string()?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(ScopeRecords { scope, records })
+    }
+}

@@ -96,44 +96,51 @@ fn log_fields<'a>(record: &'a LogRecord) -> otlp::LogRecord<'a> {
     }
 }
 
-fn expected_traces(request: &ExportTraceServiceRequest) -> otlp::TracesRequest<'_> {
+/// A request as the reader should see it, from prost's resources (`parts`: each one's
+/// resource and scopes), scopes (`scope_parts`: each one's scope and records) and records.
+fn expected<'a, Resources, Scopes: 'a, Records: 'a, R>(
+    resources: &'a [Resources],
+    parts: impl Fn(&'a Resources) -> (Option<&'a Resource>, &'a [Scopes]),
+    scope_parts: impl Fn(&'a Scopes) -> (Option<&'a InstrumentationScope>, &'a [Records]),
+    record: impl Fn(&'a Records) -> R,
+) -> otlp::Request<'a, R> {
+    let resources = resources.iter().map(|r| {
+        let (r, scopes) = parts(r);
+        otlp::request::ResourceRecords {
+            resource: resource(r),
+            scopes: scopes
+                .iter()
+                .map(|s| {
+                    let (s, records) = scope_parts(s);
+                    otlp::request::ScopeRecords {
+                        scope: scope(s),
+                        records: records.iter().map(&record).collect(),
+                    }
+                })
+                .collect(),
+        }
+    });
     otlp::Request {
-        resources: request
-            .resource_spans
-            .iter()
-            .map(|r| otlp::request::ResourceRecords {
-                resource: resource(r.resource.as_ref()),
-                scopes: r
-                    .scope_spans
-                    .iter()
-                    .map(|s| otlp::request::ScopeRecords {
-                        scope: scope(s.scope.as_ref()),
-                        records: s.spans.iter().map(span_fields).collect(),
-                    })
-                    .collect(),
-            })
-            .collect(),
+        resources: resources.collect(),
     }
 }
 
+fn expected_traces(request: &ExportTraceServiceRequest) -> otlp::TracesRequest<'_> {
+    expected(
+        &request.resource_spans,
+        |r| (r.resource.as_ref(), &r.scope_spans),
+        |s| (s.scope.as_ref(), &s.spans),
+        span_fields,
+    )
+}
+
 fn expected_logs(request: &ExportLogsServiceRequest) -> otlp::LogsRequest<'_> {
-    otlp::Request {
-        resources: request
-            .resource_logs
-            .iter()
-            .map(|r| otlp::request::ResourceRecords {
-                resource: resource(r.resource.as_ref()),
-                scopes: r
-                    .scope_logs
-                    .iter()
-                    .map(|s| otlp::request::ScopeRecords {
-                        scope: scope(s.scope.as_ref()),
-                        records: s.log_records.iter().map(log_fields).collect(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-    }
+    expected(
+        &request.resource_logs,
+        |r| (r.resource.as_ref(), &r.scope_logs),
+        |s| (s.scope.as_ref(), &s.log_records),
+        log_fields,
+    )
 }
 
 /// `read` with every record's `wire` cleared, after checking it against `encodings`.

@@ -2,7 +2,7 @@
 //! The three signals share this shape and its field numbers; only the record differs.
 
 use super::common::{Resource, Scope, merge_resource, merge_scope};
-use super::wire::{DecodeError, Depth, for_each_field};
+use super::wire::{DecodeError, Depth, Field, for_each_field};
 
 /// A log record, span or metric, read from its message.
 pub trait Record<'a>: Sized {
@@ -57,20 +57,15 @@ impl<'a, R: Record<'a>> ResourceRecords<'a, R> {
     fn decode(message: &'a [u8], depth: Depth) -> Result<Self, DecodeError> {
         let mut resource = Resource::default();
         let mut scopes = Vec::new();
-        for_each_field(message, |field| {
-            match field.number {
-                1 => merge_resource(&mut resource, field, depth)?,
-                2 => {
-                    let (message, depth) = field.message(depth)?;
-                    scopes.push(ScopeRecords::decode(message, depth)?);
-                }
-                3 => {
-                    field.string()?;
-                }
-                _ => {}
-            }
-            Ok(())
-        })?;
+        decode_level(
+            message,
+            |field| merge_resource(&mut resource, field, depth),
+            |field| {
+                let (message, depth) = field.message(depth)?;
+                scopes.push(ScopeRecords::decode(message, depth)?);
+                Ok(())
+            },
+        )?;
         Ok(ResourceRecords { resource, scopes })
     }
 }
@@ -79,20 +74,30 @@ impl<'a, R: Record<'a>> ScopeRecords<'a, R> {
     fn decode(message: &'a [u8], depth: Depth) -> Result<Self, DecodeError> {
         let mut scope = Scope::default();
         let mut records = Vec::new();
-        for_each_field(message, |field| {
-            match field.number {
-                1 => merge_scope(&mut scope, field, depth)?,
-                2 => {
-                    let (message, depth) = field.message(depth)?;
-                    records.push(R::decode(message, depth)?);
-                }
-                3 => {
-                    field.string()?;
-                }
-                _ => {}
-            }
-            Ok(())
-        })?;
+        decode_level(
+            message,
+            |field| merge_scope(&mut scope, field, depth),
+            |field| {
+                let (message, depth) = field.message(depth)?;
+                records.push(R::decode(message, depth)?);
+                Ok(())
+            },
+        )?;
         Ok(ScopeRecords { scope, records })
     }
+}
+
+/// A resource's or scope's records: field 1 says whose they are, field 2 is each of
+/// them, field 3 is a schema URL.
+fn decode_level<'a>(
+    message: &'a [u8],
+    mut whose: impl FnMut(Field<'a>) -> Result<(), DecodeError>,
+    mut each: impl FnMut(Field<'a>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    for_each_field(message, |field| match field.number {
+        1 => whose(field),
+        2 => each(field),
+        3 => field.string().map(drop),
+        _ => Ok(()),
+    })
 }

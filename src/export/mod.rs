@@ -29,6 +29,7 @@
 //! ```
 
 pub mod config;
+pub mod encoded_codec;
 pub mod exporter;
 pub mod feed;
 pub mod forward;

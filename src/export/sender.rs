@@ -13,20 +13,13 @@
 //! - HTTP: 429, 502, 503 and 504 and connection failures are retryable, `Retry-After`
 //!   (seconds) sets the delay.
 
+use super::encoded_codec::AsEncoded;
 use crate::normalize::Signal;
+use bytes::Bytes;
 use flate2::{Compression, write::GzEncoder};
 use opentelemetry_proto::tonic::collector::{
-    logs::v1::{
-        ExportLogsServiceRequest, ExportLogsServiceResponse, logs_service_client::LogsServiceClient,
-    },
-    metrics::v1::{
-        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-        metrics_service_client::MetricsServiceClient,
-    },
-    trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_client::TraceServiceClient,
-    },
+    logs::v1::ExportLogsServiceResponse, metrics::v1::ExportMetricsServiceResponse,
+    trace::v1::ExportTraceServiceResponse,
 };
 use prost::Message;
 use std::io::Write;
@@ -34,6 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tonic::codec::CompressionEncoding;
 use tonic::codegen::http::Uri;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
@@ -260,7 +254,14 @@ impl Transport {
                 gzip,
                 timeout,
             } => {
-                let call = grpc_export(channel.clone(), metadata, *gzip, *timeout, signal, &body);
+                let call = grpc_export(
+                    channel.clone(),
+                    metadata,
+                    *gzip,
+                    *timeout,
+                    signal,
+                    Bytes::from(body),
+                );
                 match tokio::time::timeout(*timeout + Duration::from_secs(1), call).await {
                     Err(_) => Err(SendError::Retryable {
                         delay: None,
@@ -274,61 +275,52 @@ impl Transport {
     }
 }
 
-fn request<T>(message: T, metadata: &MetadataMap, timeout: Duration) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    *request.metadata_mut() = metadata.clone();
-    request.set_timeout(timeout);
-    request
-}
-
-fn undecodable(signal: Signal, e: prost::DecodeError) -> SendError {
-    SendError::Permanent {
-        message: format!("queued {} request does not decode: {e}", signal.as_str()),
-    }
-}
-
 async fn grpc_export(
     channel: Channel,
     metadata: &MetadataMap,
     gzip: bool,
     timeout: Duration,
     signal: Signal,
-    body: &[u8],
+    body: Bytes,
 ) -> Result<Sent, SendError> {
-    let compression = gzip.then_some(CompressionEncoding::Gzip);
-    let sent = match signal {
-        Signal::Logs => {
-            let message =
-                ExportLogsServiceRequest::decode(body).map_err(|e| undecodable(signal, e))?;
-            let mut client = LogsServiceClient::new(channel);
-            if let Some(c) = compression {
-                client = client.send_compressed(c);
-            }
-            let response = client.export(request(message, metadata, timeout)).await;
-            response.map(|r| logs_sent(r.into_inner()))
-        }
-        Signal::Traces => {
-            let message =
-                ExportTraceServiceRequest::decode(body).map_err(|e| undecodable(signal, e))?;
-            let mut client = TraceServiceClient::new(channel);
-            if let Some(c) = compression {
-                client = client.send_compressed(c);
-            }
-            let response = client.export(request(message, metadata, timeout)).await;
-            response.map(|r| traces_sent(r.into_inner()))
-        }
-        Signal::Metrics => {
-            let message =
-                ExportMetricsServiceRequest::decode(body).map_err(|e| undecodable(signal, e))?;
-            let mut client = MetricsServiceClient::new(channel);
-            if let Some(c) = compression {
-                client = client.send_compressed(c);
-            }
-            let response = client.export(request(message, metadata, timeout)).await;
-            response.map(|r| metrics_sent(r.into_inner()))
-        }
+    let service = match signal {
+        Signal::Logs => "logs.v1.LogsService",
+        Signal::Traces => "trace.v1.TraceService",
+        Signal::Metrics => "metrics.v1.MetricsService",
     };
-    sent.map_err(|status| classify_grpc(&status))
+    let path = format!("/opentelemetry.proto.collector.{service}/Export");
+    let path = PathAndQuery::try_from(path).expect("a valid path");
+    let mut request = tonic::Request::new(body);
+    *request.metadata_mut() = metadata.clone();
+    request.set_timeout(timeout);
+    let mut grpc = tonic::client::Grpc::new(channel);
+    if gzip {
+        grpc = grpc.send_compressed(CompressionEncoding::Gzip);
+    }
+    let sent = async {
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("connection not ready: {e}")))?;
+        Ok(match signal {
+            Signal::Logs => logs_sent(
+                grpc.unary(request, path, AsEncoded::default())
+                    .await?
+                    .into_inner(),
+            ),
+            Signal::Traces => traces_sent(
+                grpc.unary(request, path, AsEncoded::default())
+                    .await?
+                    .into_inner(),
+            ),
+            Signal::Metrics => metrics_sent(
+                grpc.unary(request, path, AsEncoded::default())
+                    .await?
+                    .into_inner(),
+            ),
+        })
+    };
+    sent.await
+        .map_err(|status: tonic::Status| classify_grpc(&status))
 }
 
 fn logs_sent(response: ExportLogsServiceResponse) -> Sent {

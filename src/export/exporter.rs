@@ -11,6 +11,7 @@
 //! `dropped_spans`).
 
 use super::config::ExportConfig;
+use super::joined_request::JoinedRequest;
 use super::queue::{DiskQueue, QueueError, sent_key};
 use super::retry::wait_or_stop;
 use super::send_task::SendTask;
@@ -273,91 +274,44 @@ fn chunk_spans(spans: Vec<Span>, max_spans: usize, max_bytes: usize) -> Vec<Vec<
     chunks
 }
 
-fn span_count(request: &ExportTraceServiceRequest) -> usize {
-    request
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum()
-}
-
-/// Adds `from` to `into`, joining equal resources and scopes.
-fn merge(into: &mut ExportTraceServiceRequest, from: ExportTraceServiceRequest) {
-    for rs in from.resource_spans {
-        let existing = into
-            .resource_spans
-            .iter_mut()
-            .find(|m| m.resource == rs.resource && m.schema_url == rs.schema_url);
-        let Some(existing) = existing else {
-            into.resource_spans.push(rs);
-            continue;
-        };
-        for ss in rs.scope_spans {
-            match existing
-                .scope_spans
-                .iter_mut()
-                .find(|m| m.scope == ss.scope && m.schema_url == ss.schema_url)
-            {
-                Some(m) => m.spans.extend(ss.spans),
-                None => existing.scope_spans.push(ss),
-            }
-        }
-    }
-}
-
 /// A request assembled from the head of the queue.
 struct Batch {
-    request: ExportTraceServiceRequest,
+    /// Its encoding.
+    body: Vec<u8>,
     spans: usize,
     ack: super::queue::Position,
     /// Records that could not be decoded (skipped, counted as dropped).
     corrupt_records: usize,
 }
 
+/// Joins queued requests (their resources and scopes, as encoded) into one of at most
+/// `batch_max_spans` spans, unless the first alone has more.
 fn next_batch(shared: &Shared) -> Result<Option<Batch>, QueueError> {
     let queue = shared.queue();
     let peeked = queue.peek(shared.batch_max_spans, shared.batch_max_bytes)?;
     drop(queue);
-    let mut batch: Option<Batch> = None;
-    for (record, position) in peeked.records {
-        let Ok(request) = ExportTraceServiceRequest::decode(record.as_slice()) else {
+    let mut joined = JoinedRequest::default();
+    let mut ack = None;
+    let mut corrupt_records = 0;
+    for (record, position) in &peeked.records {
+        let Ok(request) = JoinedRequest::read(record) else {
             tracing::error!("export queue: undecodable record skipped");
-            match &mut batch {
-                Some(b) => {
-                    b.ack = position;
-                    b.corrupt_records += 1;
-                }
-                None => {
-                    batch = Some(Batch {
-                        request: ExportTraceServiceRequest::default(),
-                        spans: 0,
-                        ack: position,
-                        corrupt_records: 1,
-                    })
-                }
-            }
+            ack = Some(*position);
+            corrupt_records += 1;
             continue;
         };
-        let n = span_count(&request);
-        match &mut batch {
-            Some(b) if b.spans > 0 && b.spans + n > shared.batch_max_spans => break,
-            Some(b) => {
-                merge(&mut b.request, request);
-                b.spans += n;
-                b.ack = position;
-            }
-            None => {
-                batch = Some(Batch {
-                    request,
-                    spans: n,
-                    ack: position,
-                    corrupt_records: 0,
-                })
-            }
+        if joined.spans() > 0 && joined.spans() + request.spans() > shared.batch_max_spans {
+            break;
         }
+        joined.join(request);
+        ack = Some(*position);
     }
-    Ok(batch)
+    Ok(ack.map(|ack| Batch {
+        body: joined.encode(),
+        spans: joined.spans(),
+        ack,
+        corrupt_records,
+    }))
 }
 
 async fn send_loop(
@@ -409,7 +363,7 @@ async fn send_loop(
             continue;
         }
         let outcome = tokio::select! {
-            r = transport.send(Signal::Traces, batch.request.encode_to_vec()) => r,
+            r = transport.send(Signal::Traces, batch.body.clone()) => r,
             _ = stop.changed() => return,
         };
         match outcome {
@@ -517,14 +471,5 @@ mod tests {
         );
         let chunks = chunk_spans(spans, 100, 1);
         assert_eq!(chunks.len(), 5);
-    }
-
-    #[test]
-    fn merge_joins_same_resource_and_scope() {
-        let mut a = request_of(vec![span(1)]);
-        merge(&mut a, request_of(vec![span(2), span(3)]));
-        assert_eq!(a.resource_spans.len(), 1);
-        assert_eq!(a.resource_spans[0].scope_spans.len(), 1);
-        assert_eq!(span_count(&a), 3);
     }
 }

@@ -34,6 +34,7 @@ pub mod exporter;
 pub mod feed;
 pub mod forward;
 pub mod ids;
+pub mod joined_request;
 pub mod queue;
 pub mod retry;
 pub mod send_task;

@@ -5,6 +5,7 @@
 //! values have equal bytes.
 
 use crate::receive::otlp::DecodeError;
+use crate::receive::otlp::request::decode_level;
 use crate::receive::otlp::wire::for_each_field;
 use prost::encoding::{encode_varint, encoded_len_varint};
 
@@ -114,21 +115,24 @@ fn read_level<'a, T>(
     message: &'a [u8],
     mut child: impl FnMut(&'a [u8]) -> Result<T, DecodeError>,
 ) -> Result<Level<'a, T>, DecodeError> {
-    let mut level = Level {
-        whose: None,
-        schema_url: &[],
-        children: Vec::new(),
-    };
-    for_each_field(message, |field| {
-        match field.number {
-            1 => level.whose = Some(field.bytes()?),
-            2 => level.children.push(child(field.bytes()?)?),
-            3 => level.schema_url = field.string()?.as_bytes(),
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(level)
+    let mut whose = None;
+    let mut children = Vec::new();
+    let schema_url = decode_level(
+        message,
+        |field| {
+            whose = Some(field.bytes()?);
+            Ok(())
+        },
+        |field| {
+            children.push(child(field.bytes()?)?);
+            Ok(())
+        },
+    )?;
+    Ok(Level {
+        whose,
+        schema_url: schema_url.as_bytes(),
+        children,
+    })
 }
 
 /// The length of a level's message: whose, children of these lengths, schema URL.

@@ -283,13 +283,10 @@ async fn grpc_export(
     signal: Signal,
     body: Bytes,
 ) -> Result<Sent, SendError> {
-    let service = match signal {
-        Signal::Logs => "logs.v1.LogsService",
-        Signal::Traces => "trace.v1.TraceService",
-        Signal::Metrics => "metrics.v1.MetricsService",
+    let path = |service: &str| {
+        let path = format!("/opentelemetry.proto.collector.{service}/Export");
+        PathAndQuery::try_from(path).expect("a valid path")
     };
-    let path = format!("/opentelemetry.proto.collector.{service}/Export");
-    let path = PathAndQuery::try_from(path).expect("a valid path");
     let mut request = tonic::Request::new(body);
     *request.metadata_mut() = metadata.clone();
     request.set_timeout(timeout);
@@ -297,30 +294,34 @@ async fn grpc_export(
     if gzip {
         grpc = grpc.send_compressed(CompressionEncoding::Gzip);
     }
-    let sent = async {
-        grpc.ready()
+    let sent = match signal {
+        Signal::Logs => unary(grpc, request, path("logs.v1.LogsService"), logs_sent).await,
+        Signal::Traces => unary(grpc, request, path("trace.v1.TraceService"), traces_sent).await,
+        Signal::Metrics => {
+            unary(
+                grpc,
+                request,
+                path("metrics.v1.MetricsService"),
+                metrics_sent,
+            )
             .await
-            .map_err(|e| tonic::Status::unavailable(format!("connection not ready: {e}")))?;
-        Ok(match signal {
-            Signal::Logs => logs_sent(
-                grpc.unary(request, path, AsEncoded::default())
-                    .await?
-                    .into_inner(),
-            ),
-            Signal::Traces => traces_sent(
-                grpc.unary(request, path, AsEncoded::default())
-                    .await?
-                    .into_inner(),
-            ),
-            Signal::Metrics => metrics_sent(
-                grpc.unary(request, path, AsEncoded::default())
-                    .await?
-                    .into_inner(),
-            ),
-        })
+        }
     };
-    sent.await
-        .map_err(|status: tonic::Status| classify_grpc(&status))
+    sent.map_err(|status| classify_grpc(&status))
+}
+
+/// One unary call of `path` with the encoded request; its response as [`Sent`].
+async fn unary<R: Message + Default + Send + 'static>(
+    mut grpc: tonic::client::Grpc<Channel>,
+    request: tonic::Request<Bytes>,
+    path: PathAndQuery,
+    sent: fn(R) -> Sent,
+) -> Result<Sent, tonic::Status> {
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("connection not ready: {e}")))?;
+    let response = grpc.unary(request, path, AsEncoded::default()).await?;
+    Ok(sent(response.into_inner()))
 }
 
 fn logs_sent(response: ExportLogsServiceResponse) -> Sent {

@@ -87,17 +87,23 @@ impl<'a, R: Record<'a>> ScopeRecords<'a, R> {
     }
 }
 
-/// A resource's or scope's records: field 1 says whose they are, field 2 is each of
-/// them, field 3 is a schema URL.
-fn decode_level<'a>(
+/// A resource's or scope's records (`Resource{Logs,Spans,Metrics}`,
+/// `Scope{Logs,Spans,Metrics}`): field 1 says whose they are, field 2 is each of them,
+/// field 3 is a schema URL, which is returned (the last one sent).
+pub fn decode_level<'a>(
     message: &'a [u8],
     mut whose: impl FnMut(Field<'a>) -> Result<(), DecodeError>,
     mut each: impl FnMut(Field<'a>) -> Result<(), DecodeError>,
-) -> Result<(), DecodeError> {
+) -> Result<&'a str, DecodeError> {
+    let mut schema_url = "";
     for_each_field(message, |field| match field.number {
         1 => whose(field),
         2 => each(field),
-        3 => field.string().map(drop),
+        3 => {
+            schema_url = field.string()?;
+            Ok(())
+        }
         _ => Ok(()),
-    })
+    })?;
+    Ok(schema_url)
 }

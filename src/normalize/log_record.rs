@@ -57,9 +57,11 @@ fn attribute_exit_flush(records: &mut [NormalizedRecord]) {
 
 fn normalize_record(record: &LogRecord, scope: &str, record_id: String) -> NormalizedRecord {
     let a = Attributes(&record.attributes);
-    let event_name = a
-        .non_empty("event.name")
-        .or_else(|| Some(record.event_name.to_string()).filter(|n| n.starts_with("codex.")));
+    let event_name = a.non_empty("event.name").or_else(|| {
+        Some(record.event_name)
+            .filter(|n| n.starts_with("codex."))
+            .map(str::to_string)
+    });
     let time = a
         .string("event.timestamp")
         .and_then(|t| parse_iso8601_ms(&t))

@@ -43,14 +43,6 @@ impl<'a, R: Record<'a>> Request<'a, R> {
         })?;
         Ok(Request { resources })
     }
-
-    /// Every record, in the order sent.
-    pub fn records(&self) -> impl Iterator<Item = &R> {
-        self.resources
-            .iter()
-            .flat_map(|r| &r.scopes)
-            .flat_map(|s| &s.records)
-    }
 }
 
 impl<'a, R: Record<'a>> ResourceRecords<'a, R> {

@@ -55,11 +55,9 @@ pub fn merge_any_value<'a>(
             4 => *value = AnyValue::Double(f64::from_bits(field.fixed64()?)),
             5 => {
                 let (array, depth) = field.message(depth)?;
-                if !matches!(value, AnyValue::Array(_)) {
-                    *value = AnyValue::Array(Vec::new());
-                }
-                let AnyValue::Array(values) = value else {
-                    unreachable!("made an array above")
+                let mut values = match std::mem::replace(value, AnyValue::Empty) {
+                    AnyValue::Array(values) => values,
+                    _ => Vec::new(),
                 };
                 for_each_field(array, |element| {
                     if element.number == 1 {
@@ -70,21 +68,21 @@ pub fn merge_any_value<'a>(
                     }
                     Ok(())
                 })?;
+                *value = AnyValue::Array(values);
             }
             6 => {
                 let (list, depth) = field.message(depth)?;
-                if !matches!(value, AnyValue::Kvlist(_)) {
-                    *value = AnyValue::Kvlist(Vec::new());
-                }
-                let AnyValue::Kvlist(pairs) = value else {
-                    unreachable!("made a list above")
+                let mut pairs = match std::mem::replace(value, AnyValue::Empty) {
+                    AnyValue::Kvlist(pairs) => pairs,
+                    _ => Vec::new(),
                 };
                 for_each_field(list, |pair| {
                     if pair.number == 1 {
-                        push_key_value(pairs, pair, depth)?;
+                        push_key_value(&mut pairs, pair, depth)?;
                     }
                     Ok(())
                 })?;
+                *value = AnyValue::Kvlist(pairs);
             }
             7 => *value = AnyValue::Bytes(field.bytes()?),
             8 => *value = AnyValue::StringIndex(field.varint()? as i32),

@@ -19,6 +19,7 @@ use super::sender::{SendError, Transport};
 use super::spans::{SpanOptions, build_spans_where, resource, scope};
 use crate::normalize::Signal;
 use crate::reduce::graph::RolloutGraph;
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
@@ -276,8 +277,8 @@ fn chunk_spans(spans: Vec<Span>, max_spans: usize, max_bytes: usize) -> Vec<Vec<
 
 /// A request assembled from the head of the queue.
 struct Batch {
-    /// Its encoding.
-    body: Vec<u8>,
+    /// Its encoding (shared, not copied, by each attempt to send it).
+    body: Bytes,
     spans: usize,
     ack: super::queue::Position,
     /// Records that could not be decoded (skipped, counted as dropped).
@@ -307,7 +308,7 @@ fn next_batch(shared: &Shared) -> Result<Option<Batch>, QueueError> {
         ack = Some(*position);
     }
     Ok(ack.map(|ack| Batch {
-        body: joined.encode(),
+        body: Bytes::from(joined.encode()),
         spans: joined.spans(),
         ack,
         corrupt_records,

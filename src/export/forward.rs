@@ -194,7 +194,7 @@ async fn send_loop(
         };
         let outcome = match parse_record(&record) {
             Some((signal, body)) => tokio::select! {
-                r = transport.send(signal, body.to_vec()) => r,
+                r = transport.send(signal, bytes::Bytes::copy_from_slice(body)) => r,
                 _ = stop.changed() => return,
             },
             None => Err(SendError::Permanent {

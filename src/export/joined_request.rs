@@ -20,7 +20,7 @@ pub struct JoinedRequest<'a> {
 /// schema URL (field 3), and the children (field 2).
 struct Level<'a, T> {
     whose: Option<&'a [u8]>,
-    schema_url: &'a [u8],
+    schema_url: &'a str,
     children: Vec<T>,
 }
 
@@ -102,9 +102,9 @@ impl<'a> JoinedRequest<'a> {
                     put_key_len(&mut out, 2, span.len());
                     out.extend_from_slice(span);
                 }
-                put_schema_url(&mut out, scope.schema_url);
+                put_optional(&mut out, 3, present(scope.schema_url));
             }
-            put_schema_url(&mut out, resource.schema_url);
+            put_optional(&mut out, 3, present(resource.schema_url));
         }
         debug_assert_eq!(out.len(), total);
         out
@@ -130,7 +130,7 @@ fn read_level<'a, T>(
     )?;
     Ok(Level {
         whose,
-        schema_url: schema_url.as_bytes(),
+        schema_url,
         children,
     })
 }
@@ -138,16 +138,17 @@ fn read_level<'a, T>(
 /// The length of a level's message: whose, children of these lengths, schema URL.
 fn level_len(
     whose: Option<&[u8]>,
-    schema_url: &[u8],
+    schema_url: &str,
     children: impl Iterator<Item = usize>,
 ) -> usize {
     whose.map_or(0, |w| field_len(w.len()))
         + children.map(field_len).sum::<usize>()
-        + if schema_url.is_empty() {
-            0
-        } else {
-            field_len(schema_url.len())
-        }
+        + present(schema_url).map_or(0, |url| field_len(url.len()))
+}
+
+/// A schema URL as the encoding has it: absent when empty.
+fn present(schema_url: &str) -> Option<&[u8]> {
+    (!schema_url.is_empty()).then_some(schema_url.as_bytes())
 }
 
 /// A length-delimited field's size (its key is one byte: fields 1 to 3).
@@ -164,12 +165,6 @@ fn put_optional(out: &mut Vec<u8>, number: u8, value: Option<&[u8]>) {
     if let Some(value) = value {
         put_key_len(out, number, value.len());
         out.extend_from_slice(value);
-    }
-}
-
-fn put_schema_url(out: &mut Vec<u8>, schema_url: &[u8]) {
-    if !schema_url.is_empty() {
-        put_optional(out, 3, Some(schema_url));
     }
 }
 

@@ -246,7 +246,7 @@ impl Transport {
     }
 
     /// Sends one encoded Export request of `signal`.
-    pub async fn send(&mut self, signal: Signal, body: Vec<u8>) -> Result<Sent, SendError> {
+    pub async fn send(&mut self, signal: Signal, body: Bytes) -> Result<Sent, SendError> {
         match self {
             Transport::Grpc {
                 channel,
@@ -254,14 +254,7 @@ impl Transport {
                 gzip,
                 timeout,
             } => {
-                let call = grpc_export(
-                    channel.clone(),
-                    metadata,
-                    *gzip,
-                    *timeout,
-                    signal,
-                    Bytes::from(body),
-                );
+                let call = grpc_export(channel.clone(), metadata, *gzip, *timeout, signal, body);
                 match tokio::time::timeout(*timeout + Duration::from_secs(1), call).await {
                     Err(_) => Err(SendError::Retryable {
                         delay: None,
@@ -439,7 +432,7 @@ pub fn retry_info_details(code: i32, message: &str, delay: Duration) -> Vec<u8> 
 }
 
 impl HttpTarget {
-    async fn send(&self, signal: Signal, mut body: Vec<u8>) -> Result<Sent, SendError> {
+    async fn send(&self, signal: Signal, mut body: Bytes) -> Result<Sent, SendError> {
         let mut request = self
             .client
             .post(self.url(signal))
@@ -450,6 +443,7 @@ impl HttpTarget {
             body = enc
                 .write_all(&body)
                 .and_then(|_| enc.finish())
+                .map(Bytes::from)
                 .map_err(|e| SendError::Permanent {
                     message: format!("gzip: {e}"),
                 })?;

@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::collector::{
 };
 use prost::Message;
 
-/// An Export request decoded into owned messages (from OTLP/JSON).
+/// An Export request decoded into owned messages (OTLP/JSON, or [`decode_protobuf`]).
 pub enum ExportRequest {
     Logs(ExportLogsServiceRequest),
     Traces(ExportTraceServiceRequest),

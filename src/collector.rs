@@ -989,7 +989,7 @@ mod tests {
                     name: format!("span {n}"),
                 },
             }],
-            evidence: serde_json::value::to_raw_value(&serde_json::json!({ "n": n })).unwrap(),
+            evidence: crate::normalize::RecordJson::of(&serde_json::json!({ "n": n })).unwrap(),
         }
     }
 

@@ -18,7 +18,7 @@
 
 use crate::attribution::NamedIds;
 use crate::normalize::raw_event::{RawEvent, RawPayloadRef};
-use crate::normalize::{Attribution, NormalizedRecord, PendingEvent, Signal};
+use crate::normalize::{Attribution, NormalizedRecord, PendingEvent, RecordJson, Signal};
 use crate::store::bundle::{EventLineReader, for_each_line, read_pack_line, read_payload};
 use crate::store::manifest::RAW_EVENT_LOG_FILE_NAME;
 use crate::store::seen::{RecordIdTable, SeenRecords};
@@ -121,7 +121,7 @@ impl Pending {
             a.turn_id.as_deref(),
         );
         let record_id = SeenRecords::id_of(&record.record_id);
-        record.evidence = RawValue::NULL.to_owned();
+        record.evidence = RecordJson::null();
         Pending {
             received,
             record_id,
@@ -172,7 +172,7 @@ pub fn stored_record(events: Vec<RawEvent>) -> Option<(NormalizedRecord, RawPayl
             wall_time_unix_ms: first.wall_time_unix_ms,
             payload: first.payload,
         }],
-        evidence: serde_json::value::RawValue::NULL.to_owned(),
+        evidence: RecordJson::null(),
     };
     record.events.extend(events.map(|event| PendingEvent {
         wall_time_unix_ms: event.wall_time_unix_ms,
@@ -292,7 +292,7 @@ impl WaitingRecordReader {
         record.evidence = match payload.offset {
             Some(line_at) => self.pack_evidence(line_at, payload.index)?,
             // A payload file of a bundle written before packs.
-            None => serde_json::value::to_raw_value(
+            None => RecordJson::of(
                 read_payload(&self.bundle_dir, &payload)?
                     .get(payload.index)
                     .unwrap_or(&serde_json::Value::Null),
@@ -302,7 +302,7 @@ impl WaitingRecordReader {
     }
 
     /// Record `index` of the payload pack line at `line_at`.
-    fn pack_evidence(&mut self, line_at: u64, index: usize) -> Result<Box<RawValue>> {
+    fn pack_evidence(&mut self, line_at: u64, index: usize) -> Result<RecordJson> {
         let line = match self.pack_lines.entry(line_at) {
             Entry::Occupied(line) => line.into_mut(),
             Entry::Vacant(slot) => slot.insert(read_pack_line(&self.bundle_dir, line_at)?),
@@ -310,7 +310,7 @@ impl WaitingRecordReader {
         let evidence = line
             .get_mut(index)
             .with_context(|| format!("no record {index} in the payload line at {line_at}"))?;
-        Ok(std::mem::replace(evidence, RawValue::NULL.to_owned()))
+        Ok(std::mem::replace(evidence, RawValue::NULL.to_owned()).into())
     }
 }
 
@@ -500,7 +500,7 @@ mod tests {
                 ..Default::default()
             },
             events: Vec::new(),
-            evidence: serde_json::value::to_raw_value(&n).unwrap(),
+            evidence: RecordJson::of(&n).unwrap(),
         }
     }
 

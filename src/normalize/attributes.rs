@@ -68,84 +68,12 @@ pub fn value_to_string(value: &AnyValue) -> Option<String> {
     }
 }
 
-/// The attribute list as a JSON object: keys sorted, the last of equal keys kept.
-pub struct AttrsJson<'a>(pub &'a [KeyValue<'a>]);
-
-impl serde::Serialize for AttrsJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut sorted: Vec<&KeyValue> = self.0.iter().collect();
-        // Stable: equal keys stay in the order sent, and the last is written.
-        sorted.sort_by(|a, b| a.key.cmp(b.key));
-        let mut map = s.serialize_map(None)?;
-        for (i, kv) in sorted.iter().enumerate() {
-            if sorted.get(i + 1).is_some_and(|next| next.key == kv.key) {
-                continue;
-            }
-            map.serialize_entry(kv.key, &AnyJson(&kv.value))?;
-        }
-        map.end()
-    }
-}
-
-/// An attribute value as JSON: bytes as hex, a non-finite double or no value as null.
-pub struct AnyJson<'a>(pub &'a AnyValue<'a>);
-
-impl serde::Serialize for AnyJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        match self.0 {
-            AnyValue::Empty | AnyValue::StringIndex(_) => s.serialize_unit(),
-            AnyValue::String(v) => s.serialize_str(v),
-            AnyValue::Int(i) => s.serialize_i64(*i),
-            AnyValue::Double(d) if d.is_finite() => s.serialize_f64(*d),
-            AnyValue::Double(_) => s.serialize_unit(),
-            AnyValue::Bool(b) => s.serialize_bool(*b),
-            AnyValue::Bytes(b) => s.serialize_str(&super::hex_string(b)),
-            AnyValue::Array(values) => {
-                let mut seq = s.serialize_seq(Some(values.len()))?;
-                for v in values {
-                    seq.serialize_element(&AnyJson(v))?;
-                }
-                seq.end()
-            }
-            AnyValue::Kvlist(pairs) => AttrsJson(pairs).serialize(s),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn kv(key: &'static str, value: AnyValue<'static>) -> KeyValue<'static> {
         KeyValue { key, value }
-    }
-
-    #[test]
-    fn attrs_json_sorts_keys_keeps_the_last_and_writes_each_kind() {
-        let attrs = [
-            kv("z", AnyValue::String("a \"quoted\"\nline")),
-            kv("b", AnyValue::Int(-7)),
-            kv("b", AnyValue::Double(1.5)),
-            kv("nan", AnyValue::Double(f64::NAN)),
-            kv("bytes", AnyValue::Bytes(&[1, 254])),
-            kv("t", AnyValue::Bool(true)),
-            kv(
-                "arr",
-                AnyValue::Array(vec![AnyValue::Int(3), AnyValue::Empty]),
-            ),
-            kv(
-                "kv",
-                AnyValue::Kvlist(vec![kv("y", AnyValue::Int(1)), kv("x", AnyValue::Int(2))]),
-            ),
-            kv("none", AnyValue::Empty),
-            kv("index", AnyValue::StringIndex(4)),
-        ];
-        assert_eq!(
-            serde_json::to_string(&AttrsJson(&attrs)).unwrap(),
-            r#"{"arr":[3,null],"b":1.5,"bytes":"01fe","index":null,"kv":{"x":2,"y":1},"nan":null,"none":null,"t":true,"z":"a \"quoted\"\nline"}"#
-        );
     }
 
     #[test]

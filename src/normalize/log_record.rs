@@ -7,7 +7,8 @@ use super::raw_event::{
 };
 use super::time::{nanos_to_ms, parse_iso8601_ms};
 use super::{
-    Attribution, NormalizedRecord, PendingEvent, Signal, id_hex, record_id, resource_info,
+    Attribution, NormalizedRecord, PendingEvent, RecordJson, Signal, id_hex, record_id,
+    resource_info,
 };
 use crate::receive::otlp::{LogRecord, LogsRequest};
 
@@ -74,24 +75,7 @@ fn normalize_record(record: &LogRecord, scope: &str, record_id: String) -> Norma
     let trace_id = id_hex(record.trace_id);
     let body = record.body.as_ref().and_then(attributes::value_to_string);
     let payload = payload_for(event_name.as_deref(), &a, scope, body.as_deref());
-    // Fields in key order: the same bytes a JSON object (sorted keys) would give.
-    #[derive(serde::Serialize)]
-    struct LogEvidence<'a> {
-        attributes: attributes::AttrsJson<'a>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        body: Option<&'a str>,
-        event_name: Option<&'a str>,
-        scope: &'a str,
-        severity_text: &'a str,
-    }
-    let evidence = serde_json::value::to_raw_value(&LogEvidence {
-        attributes: attributes::AttrsJson(&record.attributes),
-        body: body.as_deref(),
-        event_name: event_name.as_deref(),
-        scope,
-        severity_text: record.severity_text,
-    })
-    .expect("log evidence serializes");
+    let evidence = RecordJson::log(record, body.as_deref(), event_name.as_deref(), scope);
     NormalizedRecord {
         record_id,
         signal: Signal::Logs,

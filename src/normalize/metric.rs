@@ -2,7 +2,9 @@
 
 use super::raw_event::RawEventPayload as P;
 use super::time::nanos_to_ms;
-use super::{Attribution, NormalizedRecord, PendingEvent, Signal, record_id, resource_info};
+use super::{
+    Attribution, NormalizedRecord, PendingEvent, RecordJson, Signal, record_id, resource_info,
+};
 use crate::receive::otlp::MetricsRequest;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
 
@@ -30,7 +32,7 @@ pub fn normalize(request: &MetricsRequest) -> Vec<NormalizedRecord> {
                             points,
                         },
                     }],
-                    evidence: serde_json::value::to_raw_value(&serde_json::json!({
+                    evidence: RecordJson::of(&serde_json::json!({
                         "name": metric.name,
                         "unit": metric.unit,
                         "description": metric.description,

@@ -10,6 +10,7 @@ mod log_record;
 mod metric;
 pub mod raw_event;
 mod record_ids;
+pub mod record_json;
 mod span;
 pub mod time;
 pub mod tool_arguments;
@@ -17,6 +18,8 @@ pub mod tool_output;
 
 use crate::receive::otlp::{LogsRequest, MetricsRequest, Resource, TracesRequest};
 use record_ids::record_id;
+
+pub use record_json::RecordJson;
 
 pub use raw_event::{ExecutionStatus, RawEvent, RawEventPayload, TokenUsage};
 
@@ -77,9 +80,9 @@ pub struct NormalizedRecord {
     pub signal: Signal,
     pub attribution: Attribution,
     pub events: Vec<PendingEvent>,
-    /// The record itself, as JSON, for the bundle's payload file (serialized once,
-    /// when normalized).
-    pub evidence: Box<serde_json::value::RawValue>,
+    /// The record itself, as JSON, for the bundle's payload file (written once, when
+    /// normalized).
+    pub evidence: RecordJson,
 }
 
 impl NormalizedRecord {

@@ -2,8 +2,9 @@
 //! meaning: the turn spans, the tool spans, the stream-error span and the exec
 //! process span. The rest are kept as evidence.
 
-use super::attributes::{Attributes, AttrsJson};
+use super::attributes::Attributes;
 use super::raw_event::RawEventPayload as P;
+use super::record_json::RecordJson;
 use super::time::nanos_to_ms;
 use super::{
     Attribution, NormalizedRecord, PendingEvent, Signal, canonical_turn_id, id_hex, record_id,
@@ -113,41 +114,7 @@ fn normalize_span(span: &Span, scope: &str, record_id: String) -> NormalizedReco
         },
     };
 
-    // Fields in key order: the same bytes a JSON object (sorted keys) would give.
-    #[derive(serde::Serialize)]
-    struct SpanEvidence<'a> {
-        attributes: AttrsJson<'a>,
-        end_time_unix_nano: String,
-        events: Vec<EventEvidence<'a>>,
-        kind: i32,
-        name: &'a str,
-        scope: &'a str,
-        start_time_unix_nano: String,
-    }
-    #[derive(serde::Serialize)]
-    struct EventEvidence<'a> {
-        attributes: AttrsJson<'a>,
-        name: &'a str,
-        time_unix_nano: String,
-    }
-    let evidence = serde_json::value::to_raw_value(&SpanEvidence {
-        attributes: AttrsJson(&span.attributes),
-        end_time_unix_nano: span.end_time_unix_nano.to_string(),
-        events: span
-            .events
-            .iter()
-            .map(|e| EventEvidence {
-                attributes: AttrsJson(&e.attributes),
-                name: e.name,
-                time_unix_nano: e.time_unix_nano.to_string(),
-            })
-            .collect(),
-        kind: span.kind,
-        name,
-        scope,
-        start_time_unix_nano: span.start_time_unix_nano.to_string(),
-    })
-    .expect("span evidence serializes");
+    let evidence = RecordJson::span(span, name, scope);
     NormalizedRecord {
         record_id,
         signal: Signal::Traces,

@@ -127,24 +127,24 @@ impl Sequenced for EventLine<'_> {
         push_number(out, b"{\"schema_version\":", self.schema_version);
         push_number(out, b",\"seq\":", self.seq);
         push_number(out, b",\"wall_time_unix_ms\":", self.wall_time_unix_ms);
-        push_str(out, b",\"rollout_id\":", self.rollout_id)?;
+        push_str(out, b",\"rollout_id\":", self.rollout_id);
         for (key, id) in [
             (&b",\"thread_id\":"[..], self.thread_id),
             (b",\"codex_turn_id\":", self.codex_turn_id),
         ] {
-            push_optional_str(out, key, id)?;
+            push_optional_str(out, key, id);
         }
         out.extend_from_slice(b",\"payload\":");
         push_payload(out, self.payload)?;
-        push_str(out, b",\"evidence\":{\"record_id\":", evidence.record_id)?;
-        push_str(out, b",\"signal\":", evidence.signal)?;
+        push_str(out, b",\"evidence\":{\"record_id\":", evidence.record_id);
+        push_str(out, b",\"signal\":", evidence.signal);
         for (key, id) in [
             (&b",\"trace_id\":"[..], evidence.trace_id),
             (b",\"span_id\":", evidence.span_id),
             (b",\"parent_span_id\":", evidence.parent_span_id),
         ] {
             if let Some(id) = id {
-                push_str(out, key, id)?;
+                push_str(out, key, id);
             }
         }
         for (key, text) in [
@@ -155,7 +155,7 @@ impl Sequenced for EventLine<'_> {
             (b",\"kind\":", payload_ref.kind),
             (b",\"path\":", payload_ref.path),
         ] {
-            push_str(out, key, text)?;
+            push_str(out, key, text);
         }
         push_number(out, b",\"index\":", payload_ref.index);
         push_number(out, b",\"offset\":", payload_ref.offset);
@@ -168,12 +168,12 @@ impl Sequenced for EventLine<'_> {
 fn push_payload(out: &mut Vec<u8>, payload: &RawEventPayload) -> serde_json::Result<()> {
     match payload {
         RawEventPayload::OtelSpan { name } => {
-            push_str(out, b"{\"type\":\"otel_span\",\"name\":", name)?;
+            push_str(out, b"{\"type\":\"otel_span\",\"name\":", name);
         }
         RawEventPayload::OtelLog { event_name, scope } => {
             let event_name = event_name.as_deref();
-            push_optional_str(out, b"{\"type\":\"otel_log\",\"event_name\":", event_name)?;
-            push_str(out, b",\"scope\":", scope)?;
+            push_optional_str(out, b"{\"type\":\"otel_log\",\"event_name\":", event_name);
+            push_str(out, b",\"scope\":", scope);
         }
         other => return serde_json::to_writer(out, other),
     }
@@ -184,32 +184,22 @@ fn push_payload(out: &mut Vec<u8>, payload: &RawEventPayload) -> serde_json::Res
 /// `key` (the JSON text before the value), then the number.
 fn push_number(out: &mut Vec<u8>, key: &[u8], n: impl itoa::Integer) {
     out.extend_from_slice(key);
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    crate::json_text::push_integer(out, n);
 }
 
-/// `key`, then the JSON string: copied whole when nothing in it needs escaping (ids,
-/// names), else escaped as `serde_json` does.
-fn push_str(out: &mut Vec<u8>, key: &[u8], s: &str) -> serde_json::Result<()> {
+/// `key`, then the JSON string.
+fn push_str(out: &mut Vec<u8>, key: &[u8], s: &str) {
     out.extend_from_slice(key);
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-        Ok(())
-    } else {
-        serde_json::to_writer(out, s)
-    }
+    crate::json_text::push_string(out, s);
 }
 
 /// `key`, then the string, or `null`.
-fn push_optional_str(out: &mut Vec<u8>, key: &[u8], s: Option<&str>) -> serde_json::Result<()> {
+fn push_optional_str(out: &mut Vec<u8>, key: &[u8], s: Option<&str>) {
     match s {
         Some(s) => push_str(out, key, s),
         None => {
             out.extend_from_slice(key);
             out.extend_from_slice(b"null");
-            Ok(())
         }
     }
 }

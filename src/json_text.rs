@@ -1,0 +1,165 @@
+//! JSON text written by hand, byte for byte as `serde_json` writes it (compact).
+//!
+//! The store's event lines and normalize's record evidence are written for every
+//! record received. Through `serde_json`, each string is escaped a byte at a time
+//! (a table look-up and a branch per byte). Here a string is scanned eight bytes at a
+//! time for the few bytes JSON escapes, and the runs between them are copied whole;
+//! most strings (ids, names, attribute keys) have none.
+
+/// Appends `s` as a JSON string, quoted and escaped as `serde_json` does: `"` and `\`
+/// with a backslash, the short forms `\b \t \n \f \r`, other bytes below 0x20 as
+/// `\u00XX` (lowercase hex); everything else, non-ASCII included, as it is.
+pub fn push_string(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    while let Some(at) = first_to_escape(&bytes[start..]).map(|i| start + i) {
+        out.extend_from_slice(&bytes[start..at]);
+        push_escape(out, bytes[at]);
+        start = at + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Appends an integer.
+pub fn push_integer(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Appends an integer as a JSON string (`"123"`), as OTLP/JSON writes 64-bit times.
+pub fn push_integer_string(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.push(b'"');
+    push_integer(out, n);
+    out.push(b'"');
+}
+
+/// Where the first byte that JSON escapes is: below 0x20, `"` or `\`. Eight bytes are
+/// checked at a time; only a word holding one is searched byte by byte.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        if any_to_escape(u64::from_le_bytes(word.try_into().expect("8 bytes"))) {
+            return word.iter().position(|&b| needs_escape(b)).map(|i| at + i);
+        }
+        at += 8;
+    }
+    let rest = words.remainder();
+    // The last few bytes: in the word that ends the string, when it is that long.
+    if let Some(last) = bytes.len().checked_sub(8)
+        && !any_to_escape(u64::from_le_bytes(
+            bytes[last..].try_into().expect("8 bytes"),
+        ))
+    {
+        return None;
+    }
+    rest.iter().position(|&b| needs_escape(b)).map(|i| at + i)
+}
+
+/// Whether any of the eight bytes of `w` is below 0x20, `"` or `\`. (A byte is
+/// flagged when it is below 0x20, or is zero after the xor with `"` or `\`. A borrow
+/// can also flag a byte above a flagged one, but never flags a word with none.)
+fn any_to_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w;
+    let quote = zero_byte(w ^ (ONES * u64::from(b'"')));
+    let backslash = zero_byte(w ^ (ONES * u64::from(b'\\')));
+    (below_space | quote | backslash) & HIGHS != 0
+}
+
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+fn push_escape(out: &mut Vec<u8>, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let short = match b {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        0x08 => b'b',
+        0x09 => b't',
+        0x0a => b'n',
+        0x0c => b'f',
+        0x0d => b'r',
+        _ => {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
+            return;
+        }
+    };
+    out.extend_from_slice(&[b'\\', short]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn written(s: &str) -> String {
+        let mut out = Vec::new();
+        push_string(&mut out, s);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn every_byte_that_json_escapes_is_escaped_as_serde_json_does() {
+        for b in 0u8..0x80 {
+            let c = char::from(b);
+            for s in [
+                c.to_string(),
+                format!("abcdefg{c}"),
+                format!("{c}abcdefghij{c}"),
+            ] {
+                assert_eq!(
+                    written(&s),
+                    serde_json::to_string(&s).unwrap(),
+                    "byte {b:#x}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_flag_borrowed_from_an_escaped_byte_does_not_hide_the_next_one() {
+        // 0x1f then `!` (0x21, one above the space): the borrow of the first flags the
+        // second in the word's arithmetic; only the byte search says which is escaped.
+        let s = "\u{1f}!\"\u{0}\\ \u{7f}é\u{1f}\u{20}";
+        assert_eq!(written(s), serde_json::to_string(s).unwrap());
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_is_written_as_serde_json_writes_it(s in any::<String>()) {
+            prop_assert_eq!(written(&s), serde_json::to_string(&s).unwrap());
+        }
+
+        #[test]
+        fn strings_of_json_special_bytes_are_written_as_serde_json_writes_them(
+            s in "[\\x00-\\x22\\x5a-\\x5e a-z\u{80}-\u{10ffff}]{0,40}"
+        ) {
+            prop_assert_eq!(written(&s), serde_json::to_string(&s).unwrap());
+        }
+
+        #[test]
+        fn integers_are_written_as_serde_json_writes_them(n in any::<i64>(), u in any::<u64>()) {
+            let mut out = Vec::new();
+            push_integer(&mut out, n);
+            out.push(b' ');
+            push_integer_string(&mut out, u);
+            prop_assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("{} {}", serde_json::to_string(&n).unwrap(), serde_json::to_string(&u.to_string()).unwrap())
+            );
+        }
+    }
+}

@@ -24,7 +24,7 @@
 //! is mixed with its segment's number, so an old entry never passes for a new one, and
 //! replay goes on to the next segment only past an end mark.
 
-use super::checksum::checksum;
+use super::checksum::{checksum, lanes_checksum};
 use super::file_system_sync::FileSystemSync;
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, HashSet};
@@ -49,8 +49,11 @@ pub const SPARE_FILE_NAME: &str = "spare.wal";
 /// A segment's file is kept as the spare only up to this size (after a large import,
 /// it is deleted instead).
 const MAX_SPARE_BYTES: u64 = 4 * SEGMENT_BYTES;
-/// Entries whose checksum is mixed with their segment's number.
-const MAGIC: u32 = 0x3257_4352; // "RCW2"
+/// Entries whose checksum ([`lanes_checksum`]) is mixed with their segment's number.
+const MAGIC: u32 = 0x3357_4352; // "RCW3"
+/// Entries written before the checksum took four lanes ([`checksum`], mixed with the
+/// segment's number), still replayed.
+const MAGIC_ONE_LANE: u32 = 0x3257_4352; // "RCW2"
 /// Entries written before segments were reused (plain checksum), still replayed.
 const MAGIC_UNNUMBERED: u32 = 0x5243_574c; // "RCWL"
 /// An entry's header: magic, body length (u32) and checksum of the body (u64).
@@ -268,7 +271,7 @@ fn seal(entry: &mut [u8], body_sum: u64, segment_no: u64) {
 fn end_of_segment(segment_no: u64) -> Vec<u8> {
     let mut entry = vec![0; HEADER_LEN];
     entry.extend_from_slice(END_OF_SEGMENT);
-    seal(&mut entry, checksum(END_OF_SEGMENT), segment_no);
+    seal(&mut entry, lanes_checksum(END_OF_SEGMENT), segment_no);
     entry
 }
 
@@ -376,7 +379,7 @@ impl Wal {
             dirty,
             ..
         } = batch;
-        let body_sum = checksum(&entry[HEADER_LEN..]);
+        let body_sum = lanes_checksum(&entry[HEADER_LEN..]);
         self.last_entry_len.store(entry.len(), Ordering::Relaxed);
         let mut st = self.lock();
         if let Some(err) = &st.failed {
@@ -564,7 +567,8 @@ fn recover(root: &Path, segments: &[(u64, PathBuf)], files: &FileSystemSync) -> 
                 break;
             };
             let whole = match magic {
-                MAGIC => checksum(body) ^ segment_no == sum,
+                MAGIC => lanes_checksum(body) ^ segment_no == sum,
+                MAGIC_ONE_LANE => checksum(body) ^ segment_no == sum,
                 MAGIC_UNNUMBERED => checksum(body) == sum,
                 _ => false,
             };
@@ -574,7 +578,7 @@ fn recover(root: &Path, segments: &[(u64, PathBuf)], files: &FileSystemSync) -> 
                 break;
             }
             pos += HEADER_LEN + len;
-            if magic == MAGIC && body == END_OF_SEGMENT {
+            if (magic == MAGIC || magic == MAGIC_ONE_LANE) && body == END_OF_SEGMENT {
                 ended = true;
                 break;
             }
@@ -725,7 +729,7 @@ mod tests {
     fn entry(root: &Path, segment_no: u64, change: impl FnOnce(&mut WalBatch)) -> Vec<u8> {
         let mut batch = WalBatch::with_room(root, 0);
         change(&mut batch);
-        let sum = checksum(&batch.body[HEADER_LEN..]);
+        let sum = lanes_checksum(&batch.body[HEADER_LEN..]);
         seal(&mut batch.body, sum, segment_no);
         batch.body
     }
@@ -782,6 +786,17 @@ mod tests {
         );
     }
 
+    /// An entry as earlier versions wrote it: `magic`, and that version's checksum.
+    fn old_entry(magic: u32, entry: &mut [u8], segment_no: u64) {
+        let sum = match magic {
+            MAGIC_UNNUMBERED => checksum(&entry[HEADER_LEN..]),
+            MAGIC_ONE_LANE => checksum(&entry[HEADER_LEN..]) ^ segment_no,
+            _ => unreachable!("not an earlier version's magic"),
+        };
+        entry[..4].copy_from_slice(&magic.to_le_bytes());
+        entry[8..HEADER_LEN].copy_from_slice(&sum.to_le_bytes());
+    }
+
     #[test]
     fn replay_goes_on_to_the_next_segment_only_past_an_end_mark() {
         for ended in [true, false] {
@@ -789,25 +804,32 @@ mod tests {
             let file = root.path().join("b/trace.jsonl");
             let dir = root.path().join(WAL_DIR_NAME);
             fs::create_dir_all(&dir).unwrap();
-            // Segment 4 as written before segments were reused: plain checksums, and
+            // Segment 3 as written before segments were reused: plain checksums, and
             // it ends at the end of its file.
             let mut old = entry(root.path(), 0, |b| b.write(&file, 0, b"one\n"));
-            old[..4].copy_from_slice(&MAGIC_UNNUMBERED.to_le_bytes());
-            fs::write(segment_path(&dir, 4), old).unwrap();
+            old_entry(MAGIC_UNNUMBERED, &mut old, 3);
+            fs::write(segment_path(&dir, 3), old).unwrap();
+            // Segment 4 as written before the checksum took four lanes.
+            let mut four = entry(root.path(), 4, |b| b.write(&file, 4, b"two\n"));
+            old_entry(MAGIC_ONE_LANE, &mut four, 4);
+            let mut end = end_of_segment(4);
+            old_entry(MAGIC_ONE_LANE, &mut end, 4);
+            four.extend(end);
+            fs::write(segment_path(&dir, 4), four).unwrap();
             // Segment 5, written over a file that held segment 2, ended or not.
-            let mut five = entry(root.path(), 5, |b| b.write(&file, 4, b"two\n"));
+            let mut five = entry(root.path(), 5, |b| b.write(&file, 8, b"three\n"));
             if ended {
                 five.extend(end_of_segment(5));
             }
-            five.extend(entry(root.path(), 2, |b| b.write(&file, 8, b"old\n")));
+            five.extend(entry(root.path(), 2, |b| b.write(&file, 14, b"old\n")));
             fs::write(segment_path(&dir, 5), five).unwrap();
-            let six = entry(root.path(), 6, |b| b.write(&file, 8, b"six\n"));
+            let six = entry(root.path(), 6, |b| b.write(&file, 14, b"six\n"));
             fs::write(segment_path(&dir, 6), six).unwrap();
             let _wal = Wal::open(root.path()).unwrap();
             let expected: &[u8] = if ended {
-                b"one\ntwo\nsix\n"
+                b"one\ntwo\nthree\nsix\n"
             } else {
-                b"one\ntwo\n"
+                b"one\ntwo\nthree\n"
             };
             assert_eq!(fs::read(&file).unwrap(), expected, "ended: {ended}");
         }

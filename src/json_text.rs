@@ -6,33 +6,67 @@
 //! time for the few bytes JSON escapes, and the runs between them are copied whole;
 //! most strings (ids, names, attribute keys) have none.
 
+/// Where JSON text goes: bytes (the write-ahead log's buffer, which the event lines are
+/// written into) or a `String` (a record's evidence, which is then not checked for
+/// UTF-8 once more: only `str`s and ASCII go in).
+pub trait JsonOut {
+    fn push_text(&mut self, text: &str);
+    fn push_ascii(&mut self, byte: u8);
+    fn reserve(&mut self, additional: usize);
+}
+
+impl JsonOut for Vec<u8> {
+    fn push_text(&mut self, text: &str) {
+        self.extend_from_slice(text.as_bytes());
+    }
+    fn push_ascii(&mut self, byte: u8) {
+        self.push(byte);
+    }
+    fn reserve(&mut self, additional: usize) {
+        Vec::reserve(self, additional);
+    }
+}
+
+impl JsonOut for String {
+    fn push_text(&mut self, text: &str) {
+        self.push_str(text);
+    }
+    fn push_ascii(&mut self, byte: u8) {
+        debug_assert!(byte.is_ascii());
+        self.push(char::from(byte));
+    }
+    fn reserve(&mut self, additional: usize) {
+        String::reserve(self, additional);
+    }
+}
+
 /// Appends `s` as a JSON string, quoted and escaped as `serde_json` does: `"` and `\`
 /// with a backslash, the short forms `\b \t \n \f \r`, other bytes below 0x20 as
 /// `\u00XX` (lowercase hex); everything else, non-ASCII included, as it is.
-pub fn push_string(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
+pub fn push_string(out: &mut impl JsonOut, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push_ascii(b'"');
     let mut start = 0;
-    while let Some(at) = first_to_escape(&bytes[start..]).map(|i| start + i) {
-        out.extend_from_slice(&bytes[start..at]);
-        push_escape(out, bytes[at]);
+    while let Some(at) = first_to_escape(&s.as_bytes()[start..]).map(|i| start + i) {
+        // The byte at `at` is ASCII, so both slices end on character boundaries.
+        out.push_text(&s[start..at]);
+        push_escape(out, s.as_bytes()[at]);
         start = at + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
+    out.push_text(&s[start..]);
+    out.push_ascii(b'"');
 }
 
 /// Appends an integer.
-pub fn push_integer(out: &mut Vec<u8>, n: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+pub fn push_integer(out: &mut impl JsonOut, n: impl itoa::Integer) {
+    out.push_text(itoa::Buffer::new().format(n));
 }
 
 /// Appends an integer as a JSON string (`"123"`), as OTLP/JSON writes 64-bit times.
-pub fn push_integer_string(out: &mut Vec<u8>, n: impl itoa::Integer) {
-    out.push(b'"');
+pub fn push_integer_string(out: &mut impl JsonOut, n: impl itoa::Integer) {
+    out.push_ascii(b'"');
     push_integer(out, n);
-    out.push(b'"');
+    out.push_ascii(b'"');
 }
 
 /// Where the first byte that JSON escapes is: below 0x20, `"` or `\`. Eight bytes are
@@ -75,7 +109,7 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
-fn push_escape(out: &mut Vec<u8>, b: u8) {
+fn push_escape(out: &mut impl JsonOut, b: u8) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let short = match b {
         b'"' => b'"',
@@ -86,18 +120,14 @@ fn push_escape(out: &mut Vec<u8>, b: u8) {
         0x0c => b'f',
         0x0d => b'r',
         _ => {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]);
+            out.push_text("\\u00");
+            out.push_ascii(HEX[usize::from(b >> 4)]);
+            out.push_ascii(HEX[usize::from(b & 0xf)]);
             return;
         }
     };
-    out.extend_from_slice(&[b'\\', short]);
+    out.push_ascii(b'\\');
+    out.push_ascii(short);
 }
 
 #[cfg(test)]
@@ -105,10 +135,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Written as bytes, and as a `String`: the same text.
     fn written(s: &str) -> String {
-        let mut out = Vec::new();
-        push_string(&mut out, s);
-        String::from_utf8(out).unwrap()
+        let mut bytes: Vec<u8> = Vec::new();
+        push_string(&mut bytes, s);
+        let mut text = String::new();
+        push_string(&mut text, s);
+        assert_eq!(bytes, text.as_bytes());
+        text
     }
 
     #[test]
@@ -152,12 +186,12 @@ mod tests {
 
         #[test]
         fn integers_are_written_as_serde_json_writes_them(n in any::<i64>(), u in any::<u64>()) {
-            let mut out = Vec::new();
+            let mut out = String::new();
             push_integer(&mut out, n);
-            out.push(b' ');
+            out.push(' ');
             push_integer_string(&mut out, u);
             prop_assert_eq!(
-                String::from_utf8(out).unwrap(),
+                out,
                 format!("{} {}", serde_json::to_string(&n).unwrap(), serde_json::to_string(&u.to_string()).unwrap())
             );
         }

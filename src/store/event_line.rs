@@ -10,6 +10,7 @@
 //! text, and ids need no escaping, so most of a line is copied rather than escaped
 //! byte by byte (this was the storer thread's largest cost after its write calls).
 
+use crate::json_text::{push_integer_member, push_member, push_optional_member};
 use crate::normalize::RawEventPayload;
 use crate::normalize::raw_event::{RAW_EVENT_SCHEMA_VERSION, RawEvent};
 
@@ -124,41 +125,41 @@ impl Sequenced for EventLine<'_> {
     fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         let evidence = &self.evidence;
         let payload_ref = &evidence.raw_payload;
-        push_number(out, b"{\"schema_version\":", self.schema_version);
-        push_number(out, b",\"seq\":", self.seq);
-        push_number(out, b",\"wall_time_unix_ms\":", self.wall_time_unix_ms);
-        push_str(out, b",\"rollout_id\":", self.rollout_id);
+        push_integer_member(out, "{\"schema_version\":", self.schema_version);
+        push_integer_member(out, ",\"seq\":", self.seq);
+        push_integer_member(out, ",\"wall_time_unix_ms\":", self.wall_time_unix_ms);
+        push_member(out, ",\"rollout_id\":", self.rollout_id);
         for (key, id) in [
-            (&b",\"thread_id\":"[..], self.thread_id),
-            (b",\"codex_turn_id\":", self.codex_turn_id),
+            (",\"thread_id\":", self.thread_id),
+            (",\"codex_turn_id\":", self.codex_turn_id),
         ] {
-            push_optional_str(out, key, id);
+            push_optional_member(out, key, id);
         }
         out.extend_from_slice(b",\"payload\":");
         push_payload(out, self.payload)?;
-        push_str(out, b",\"evidence\":{\"record_id\":", evidence.record_id);
-        push_str(out, b",\"signal\":", evidence.signal);
+        push_member(out, ",\"evidence\":{\"record_id\":", evidence.record_id);
+        push_member(out, ",\"signal\":", evidence.signal);
         for (key, id) in [
-            (&b",\"trace_id\":"[..], evidence.trace_id),
-            (b",\"span_id\":", evidence.span_id),
-            (b",\"parent_span_id\":", evidence.parent_span_id),
+            (",\"trace_id\":", evidence.trace_id),
+            (",\"span_id\":", evidence.span_id),
+            (",\"parent_span_id\":", evidence.parent_span_id),
         ] {
             if let Some(id) = id {
-                push_str(out, key, id);
+                push_member(out, key, id);
             }
         }
         for (key, text) in [
             (
-                &b",\"raw_payload\":{\"raw_payload_id\":"[..],
+                ",\"raw_payload\":{\"raw_payload_id\":",
                 payload_ref.raw_payload_id,
             ),
-            (b",\"kind\":", payload_ref.kind),
-            (b",\"path\":", payload_ref.path),
+            (",\"kind\":", payload_ref.kind),
+            (",\"path\":", payload_ref.path),
         ] {
-            push_str(out, key, text);
+            push_member(out, key, text);
         }
-        push_number(out, b",\"index\":", payload_ref.index);
-        push_number(out, b",\"offset\":", payload_ref.offset);
+        push_integer_member(out, ",\"index\":", payload_ref.index);
+        push_integer_member(out, ",\"offset\":", payload_ref.offset);
         out.extend_from_slice(b"}}}");
         Ok(())
     }
@@ -168,40 +169,17 @@ impl Sequenced for EventLine<'_> {
 fn push_payload(out: &mut Vec<u8>, payload: &RawEventPayload) -> serde_json::Result<()> {
     match payload {
         RawEventPayload::OtelSpan { name } => {
-            push_str(out, b"{\"type\":\"otel_span\",\"name\":", name);
+            push_member(out, "{\"type\":\"otel_span\",\"name\":", name);
         }
         RawEventPayload::OtelLog { event_name, scope } => {
             let event_name = event_name.as_deref();
-            push_optional_str(out, b"{\"type\":\"otel_log\",\"event_name\":", event_name);
-            push_str(out, b",\"scope\":", scope);
+            push_optional_member(out, "{\"type\":\"otel_log\",\"event_name\":", event_name);
+            push_member(out, ",\"scope\":", scope);
         }
         other => return serde_json::to_writer(out, other),
     }
     out.push(b'}');
     Ok(())
-}
-
-/// `key` (the JSON text before the value), then the number.
-fn push_number(out: &mut Vec<u8>, key: &[u8], n: impl itoa::Integer) {
-    out.extend_from_slice(key);
-    crate::json_text::push_integer(out, n);
-}
-
-/// `key`, then the JSON string.
-fn push_str(out: &mut Vec<u8>, key: &[u8], s: &str) {
-    out.extend_from_slice(key);
-    crate::json_text::push_string(out, s);
-}
-
-/// `key`, then the string, or `null`.
-fn push_optional_str(out: &mut Vec<u8>, key: &[u8], s: Option<&str>) {
-    match s {
-        Some(s) => push_str(out, key, s),
-        None => {
-            out.extend_from_slice(key);
-            out.extend_from_slice(b"null");
-        }
-    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 
 use crate::attribution::{Attribution, RolloutId};
 use crate::changes::RolloutChanges;
+use crate::fast_hash::HashMap;
 use crate::normalize::raw_event::{RAW_EVENT_SCHEMA_VERSION, RawPayloadRef};
 use crate::normalize::{ExecutionStatus, NormalizedRecord, RawEvent, RawEventPayload, Signal};
 use crate::pending::{Pending, PendingRecords, StoredLines, WaitingRecordReader, waiting_in_log};
@@ -28,7 +29,6 @@ use crate::store::spare::SpareBundles;
 use crate::store::wal::{Ticket, Wal, WalBatch};
 use crate::store::{Bundle, DataDir, METRICS, UNATTRIBUTED};
 use anyhow::Result;
-use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -86,14 +86,14 @@ impl Collector {
             batch: wal.batch(),
             wal,
             data_dir,
-            bundles: HashMap::new(),
-            rollouts: HashMap::new(),
-            evicted: HashMap::new(),
+            bundles: HashMap::default(),
+            rollouts: HashMap::default(),
+            evicted: HashMap::default(),
             ids: Attribution::default(),
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             pending: PendingRecords::default(),
             changes: Arc::default(),
-            last_received: HashMap::new(),
+            last_received: HashMap::default(),
             spares: None,
             max_open_bundles: None,
             bundles_with_open_files: 0,
@@ -245,6 +245,30 @@ impl Collector {
 
     /// The rollout a record is stored in once what it names is learned (`None`:
     /// unattributed for now).
+    /// The rollouts `records` go to, each with how many go there, and for each record
+    /// the index of its rollout in that list (`None`: its session is not known yet).
+    /// Each rollout's name is copied once, not once per record.
+    fn targets_of(
+        &self,
+        records: &[NormalizedRecord],
+    ) -> (Vec<(String, usize)>, Vec<Option<usize>>) {
+        let mut index_of: HashMap<&str, usize> = HashMap::default();
+        let mut rollouts: Vec<(String, usize)> = Vec::new();
+        let targets = records
+            .iter()
+            .map(|record| {
+                let rollout = self.target_of(record)?;
+                let index = *index_of.entry(rollout).or_insert_with(|| {
+                    rollouts.push((rollout.to_owned(), 0));
+                    rollouts.len() - 1
+                });
+                rollouts[index].1 += 1;
+                Some(index)
+            })
+            .collect();
+        (rollouts, targets)
+    }
+
     fn target_of(&self, record: &NormalizedRecord) -> Option<&str> {
         match self.rollout_named_by(record) {
             Some(rollout) => Some(rollout),
@@ -302,12 +326,16 @@ impl Collector {
         let received = records.len();
         // Learning from a record sent twice learns nothing new.
         self.learn(&records)?;
-        let mut by_rollout: HashMap<String, Vec<NormalizedRecord>> = HashMap::new();
+        let (rollouts, targets) = self.targets_of(&records);
+        let mut groups: Vec<Vec<NormalizedRecord>> = rollouts
+            .iter()
+            .map(|(_, records)| Vec::with_capacity(*records))
+            .collect();
         let mut unresolved = Vec::new();
         let mut unresolved_ids = SeenRecords::new();
-        for record in records {
-            match self.target_of(&record).map(str::to_owned) {
-                Some(rollout) => by_rollout.entry(rollout).or_default().push(record),
+        for (record, target) in records.into_iter().zip(targets) {
+            match target {
+                Some(group) => groups[group].push(record),
                 None => {
                     let new = SeenRecords::id_of(&record.record_id)
                         .is_none_or(|id| !self.pending.contains(id) && unresolved_ids.insert(id));
@@ -319,6 +347,11 @@ impl Collector {
                 }
             }
         }
+        let mut by_rollout: HashMap<String, Vec<NormalizedRecord>> = rollouts
+            .into_iter()
+            .map(|(rollout, _)| rollout)
+            .zip(groups)
+            .collect();
         for (rollout, records) in by_rollout.iter_mut() {
             self.make_resident(rollout)?;
             let seen = self.seen.entry(rollout.clone()).or_default();
@@ -541,7 +574,7 @@ impl Collector {
         self.bundle_with_open_files(into, 0)?;
         let target = self.bundles.get_mut(into).expect("bundle");
         let batch = &mut self.batch;
-        let mut moved_payloads: HashMap<(String, Option<u64>), RawPayloadRef> = HashMap::new();
+        let mut moved_payloads: HashMap<(String, Option<u64>), RawPayloadRef> = HashMap::default();
         let mut moved = Vec::with_capacity(events.len());
         for mut event in events {
             if matches!(event.payload, RawEventPayload::RolloutStarted { .. }) {

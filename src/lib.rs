@@ -10,6 +10,7 @@ pub mod attribution;
 pub mod changes;
 pub mod collector;
 pub mod export;
+pub mod fast_hash;
 pub mod json_text;
 pub mod normalize;
 pub mod pending;

@@ -13,7 +13,7 @@ use super::{
 use crate::receive::otlp::{LogRecord, LogsRequest};
 
 pub fn normalize(request: &LogsRequest) -> Vec<NormalizedRecord> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(request.record_count());
     for resource_logs in &request.resources {
         let (service_name, service_version, resource_key) = resource_info(&resource_logs.resource);
         let first = out.len();

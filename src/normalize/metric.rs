@@ -9,7 +9,7 @@ use crate::receive::otlp::MetricsRequest;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
 
 pub fn normalize(request: &MetricsRequest) -> Vec<NormalizedRecord> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(request.record_count());
     for resource_metrics in &request.resources {
         let (service_name, service_version, resource_key) =
             resource_info(&resource_metrics.resource);

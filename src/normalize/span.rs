@@ -22,7 +22,7 @@ const NOT_TOOL_SPANS: &[&str] = &[
 ];
 
 pub fn normalize(request: &TracesRequest) -> Vec<NormalizedRecord> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(request.record_count());
     for resource_spans in &request.resources {
         let (service_name, service_version, resource_key) = resource_info(&resource_spans.resource);
         for scope_spans in &resource_spans.scopes {

@@ -12,8 +12,8 @@
 //! Paths on another file system (a bundle folder mounted or linked elsewhere), and
 //! other systems, get one fsync per path.
 
+use crate::fast_hash::HashSet;
 use anyhow::Result;
-use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -118,7 +118,8 @@ mod tests {
             dir.path().to_path_buf(),
             dir.path().join("removed meanwhile"),
         ]
-        .into();
+        .into_iter()
+        .collect();
         sync.sync(&paths).unwrap();
         assert_eq!(std::fs::read(&file).unwrap(), b"{}\n");
         fsync_each(&[&file]).unwrap();

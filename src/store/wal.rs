@@ -26,8 +26,9 @@
 
 use super::checksum::{checksum, lanes_checksum};
 use super::file_system_sync::FileSystemSync;
+use crate::fast_hash::HashSet;
 use anyhow::{Context, Result, bail};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -86,7 +87,7 @@ impl WalBatch {
         WalBatch {
             root: root.to_path_buf(),
             body,
-            dirty: HashSet::new(),
+            dirty: HashSet::default(),
         }
     }
 
@@ -340,7 +341,7 @@ impl Wal {
                 synced: 0,
                 syncing: false,
                 failed: None,
-                dirty: HashSet::new(),
+                dirty: HashSet::default(),
                 last_checkpoint: Instant::now(),
             }),
             synced: Condvar::new(),
@@ -545,7 +546,7 @@ fn checkpointer(wal: Weak<Wal>) {
 /// Applies the segments left by an earlier run, in order, then fsyncs what they touched.
 fn recover(root: &Path, segments: &[(u64, PathBuf)], files: &FileSystemSync) -> Result<()> {
     let mut ends: BTreeMap<PathBuf, u64> = BTreeMap::new();
-    let mut dirty = HashSet::new();
+    let mut dirty = HashSet::default();
     let resolve = |p: &Path| -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()

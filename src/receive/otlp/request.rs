@@ -30,6 +30,17 @@ pub struct ScopeRecords<'a, R> {
     pub records: Vec<R>,
 }
 
+impl<R> Request<'_, R> {
+    /// How many records the request holds, over all its resources and scopes.
+    pub fn record_count(&self) -> usize {
+        self.resources
+            .iter()
+            .flat_map(|resource| &resource.scopes)
+            .map(|scope| scope.records.len())
+            .sum()
+    }
+}
+
 impl<'a, R: Record<'a>> Request<'a, R> {
     /// Reads the request `wire`, refusing it whole if any of it is malformed.
     pub fn decode(wire: &'a [u8]) -> Result<Self, DecodeError> {

@@ -59,7 +59,8 @@ const MAGIC_ONE_LANE: u32 = 0x3257_4352; // "RCW2"
 const MAGIC_UNNUMBERED: u32 = 0x5243_574c; // "RCWL"
 /// An entry's header: magic, body length (u32) and checksum of the body (u64).
 const HEADER_LEN: usize = 16;
-/// At most this much room is set aside in a new batch (after a large import, say).
+/// At most this much room is set aside in a new batch (after a large import, say),
+/// and a logged entry's buffer is kept for the next batch only up to this size.
 const MAX_BATCH_ROOM: usize = 4 << 20;
 
 const OP_WRITE: u8 = 1;
@@ -78,11 +79,15 @@ pub struct WalBatch {
 }
 
 impl WalBatch {
-    /// A batch for the data directory `root` (paths are logged relative to it), with
-    /// room for `bytes` of changes before its buffer has to grow (and copy what it
-    /// holds).
-    fn with_room(root: &Path, bytes: usize) -> Self {
-        let mut body = Vec::with_capacity(HEADER_LEN + bytes);
+    /// A batch for the data directory `root` (paths are logged relative to it), made
+    /// in the memory of `body` (emptied first), with room for `bytes` of changes
+    /// before it has to grow (and copy what it holds).
+    fn in_buffer(root: &Path, mut body: Vec<u8>, bytes: usize) -> Self {
+        if body.capacity() < HEADER_LEN + bytes {
+            // Not grown in place: that would copy what it held.
+            body = Vec::with_capacity(HEADER_LEN + bytes);
+        }
+        body.clear();
         body.resize(HEADER_LEN, 0);
         WalBatch {
             root: root.to_path_buf(),
@@ -245,8 +250,12 @@ pub struct Wal {
     checkpointing: Mutex<()>,
     /// Makes a checkpoint's bundle files durable.
     files: FileSystemSync,
-    /// The size of the last entry logged: a new batch starts with that much room.
+    /// The size of the last entry's changes: a new batch starts with that much room.
     last_entry_len: AtomicUsize,
+    /// The buffer of the last entry logged, for the next batch to be made in: a
+    /// buffer made anew grows by doubling, copying all it holds each time, and its
+    /// pages are new to the process.
+    spare_buffer: Mutex<Vec<u8>>,
 }
 
 impl State {
@@ -348,6 +357,7 @@ impl Wal {
             checkpointing: Mutex::new(()),
             files,
             last_entry_len: AtomicUsize::new(0),
+            spare_buffer: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&wal);
         std::thread::Builder::new()
@@ -362,7 +372,9 @@ impl Wal {
             .last_entry_len
             .load(Ordering::Relaxed)
             .min(MAX_BATCH_ROOM);
-        WalBatch::with_room(&self.root, room)
+        let buffer =
+            std::mem::take(&mut *self.spare_buffer.lock().unwrap_or_else(|p| p.into_inner()));
+        WalBatch::in_buffer(&self.root, buffer, room)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -381,7 +393,8 @@ impl Wal {
             ..
         } = batch;
         let body_sum = lanes_checksum(&entry[HEADER_LEN..]);
-        self.last_entry_len.store(entry.len(), Ordering::Relaxed);
+        self.last_entry_len
+            .store(entry.len() - HEADER_LEN, Ordering::Relaxed);
         let mut st = self.lock();
         if let Some(err) = &st.failed {
             bail!("the write-ahead log failed earlier: {err}");
@@ -393,7 +406,12 @@ impl Wal {
         }
         st.written += 1;
         st.dirty.extend(dirty);
-        Ok(Ticket(st.written))
+        let ticket = Ticket(st.written);
+        drop(st);
+        if entry.capacity() <= HEADER_LEN + MAX_BATCH_ROOM {
+            *self.spare_buffer.lock().unwrap_or_else(|p| p.into_inner()) = entry;
+        }
+        Ok(ticket)
     }
 
     /// Returns once the entry behind `ticket` is on disk. One caller fsyncs the log
@@ -726,9 +744,31 @@ mod tests {
         assert_eq!(segments(&root.path().join(WAL_DIR_NAME)).unwrap().len(), 1);
     }
 
+    #[test]
+    fn a_logged_entry_lends_its_buffer_to_the_next_batch_unless_it_grew_too_large() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("b/trace.jsonl");
+        let wal = Wal::open(root.path()).unwrap();
+        let spare = |wal: &Wal| wal.spare_buffer.lock().unwrap().capacity();
+        let mut batch = wal.batch();
+        batch.write(&file, 0, &[b'a'; 100_000]);
+        wal.commit(batch).unwrap();
+        assert!(spare(&wal) >= HEADER_LEN + 100_000, "kept");
+        let mut batch = wal.batch();
+        assert!(batch.is_empty());
+        assert!(batch.body.capacity() >= HEADER_LEN + 100_000);
+        assert_eq!(spare(&wal), 0, "lent");
+        batch.write(&file, 0, &vec![b'b'; MAX_BATCH_ROOM + 1]);
+        wal.commit(batch).unwrap();
+        assert_eq!(spare(&wal), 0, "too large to keep");
+        let batch = wal.batch();
+        assert!(batch.is_empty());
+        assert!(batch.body.capacity() <= HEADER_LEN + MAX_BATCH_ROOM);
+    }
+
     /// One entry of segment `segment_no`, as [`Wal::log`] writes it.
     fn entry(root: &Path, segment_no: u64, change: impl FnOnce(&mut WalBatch)) -> Vec<u8> {
-        let mut batch = WalBatch::with_room(root, 0);
+        let mut batch = WalBatch::in_buffer(root, Vec::new(), 0);
         change(&mut batch);
         let sum = lanes_checksum(&batch.body[HEADER_LEN..]);
         seal(&mut batch.body, sum, segment_no);

@@ -243,8 +243,6 @@ impl Collector {
         })
     }
 
-    /// The rollout a record is stored in once what it names is learned (`None`:
-    /// unattributed for now).
     /// The rollouts `records` go to, each with how many go there, and for each record
     /// the index of its rollout in that list (`None`: its session is not known yet).
     /// Each rollout's name is copied once, not once per record.
@@ -269,6 +267,8 @@ impl Collector {
         (rollouts, targets)
     }
 
+    /// The rollout a record is stored in once what it names is learned (`None`:
+    /// unattributed for now).
     fn target_of(&self, record: &NormalizedRecord) -> Option<&str> {
         match self.rollout_named_by(record) {
             Some(rollout) => Some(rollout),

@@ -255,7 +255,7 @@ pub struct Wal {
     /// The buffer of the last entry logged, for the next batch to be made in: a
     /// buffer made anew grows by doubling, copying all it holds each time, and its
     /// pages are new to the process.
-    spare_buffer: Mutex<Vec<u8>>,
+    reusable_buffer: Mutex<Vec<u8>>,
 }
 
 impl State {
@@ -357,7 +357,7 @@ impl Wal {
             checkpointing: Mutex::new(()),
             files,
             last_entry_len: AtomicUsize::new(0),
-            spare_buffer: Mutex::new(Vec::new()),
+            reusable_buffer: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&wal);
         std::thread::Builder::new()
@@ -372,8 +372,12 @@ impl Wal {
             .last_entry_len
             .load(Ordering::Relaxed)
             .min(MAX_BATCH_ROOM);
-        let buffer =
-            std::mem::take(&mut *self.spare_buffer.lock().unwrap_or_else(|p| p.into_inner()));
+        let buffer = std::mem::take(
+            &mut *self
+                .reusable_buffer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         WalBatch::in_buffer(&self.root, buffer, room)
     }
 
@@ -409,7 +413,10 @@ impl Wal {
         let ticket = Ticket(st.written);
         drop(st);
         if entry.capacity() <= HEADER_LEN + MAX_BATCH_ROOM {
-            *self.spare_buffer.lock().unwrap_or_else(|p| p.into_inner()) = entry;
+            *self
+                .reusable_buffer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = entry;
         }
         Ok(ticket)
     }
@@ -749,7 +756,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let file = root.path().join("b/trace.jsonl");
         let wal = Wal::open(root.path()).unwrap();
-        let spare = |wal: &Wal| wal.spare_buffer.lock().unwrap().capacity();
+        let spare = |wal: &Wal| wal.reusable_buffer.lock().unwrap().capacity();
         let mut batch = wal.batch();
         batch.write(&file, 0, &[b'a'; 100_000]);
         wal.commit(batch).unwrap();

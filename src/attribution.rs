@@ -9,6 +9,7 @@
 //! is found without scanning every conversation.
 
 use crate::fast_hash::HashMap;
+use crate::hex_digits::lowercase_hex_value;
 use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, OnceLock};
@@ -189,7 +190,7 @@ impl NamedIds {
 pub fn id_key(id: &str) -> u128 {
     let bytes = id.as_bytes();
     let value = match bytes.len() {
-        32 => hex_value(bytes),
+        32 => lowercase_hex_value(bytes),
         36 if [8, 13, 18, 23].iter().all(|&i| bytes[i] == b'-') => {
             let mut digits = [0u8; 32];
             digits[..8].copy_from_slice(&bytes[..8]);
@@ -197,39 +198,11 @@ pub fn id_key(id: &str) -> u128 {
             digits[12..16].copy_from_slice(&bytes[14..18]);
             digits[16..20].copy_from_slice(&bytes[19..23]);
             digits[20..].copy_from_slice(&bytes[24..]);
-            hex_value(&digits)
+            lowercase_hex_value(&digits)
         }
         _ => None,
     };
     value.unwrap_or_else(|| hashed(bytes))
-}
-
-/// What a byte is worth as a lowercase hex digit; [`NOT_HEX`] for any other byte.
-const HEX_DIGIT_VALUES: [u8; 256] = {
-    let mut values = [NOT_HEX; 256];
-    let mut i = 0;
-    while i < 16 {
-        let digit = if i < 10 { b'0' + i } else { b'a' + i - 10 };
-        values[digit as usize] = i;
-        i += 1;
-    }
-    values
-};
-const NOT_HEX: u8 = 0x10;
-
-/// The number 32 hex digits spell (`None` if any is not a lowercase hex digit). Two
-/// 64-bit halves, each digit a table look-up: no branch per digit.
-fn hex_value(digits: &[u8]) -> Option<u128> {
-    let mut not_hex = 0u8;
-    let mut half = |digits: &[u8]| {
-        digits.iter().fold(0u64, |value, &b| {
-            let digit = HEX_DIGIT_VALUES[usize::from(b)];
-            not_hex |= digit;
-            (value << 4) | u64::from(digit & 0xf)
-        })
-    };
-    let (high, low) = (half(&digits[..16]), half(&digits[16..]));
-    (not_hex & NOT_HEX == 0).then(|| (u128::from(high) << 64) | u128::from(low))
 }
 
 /// Two independently keyed 64-bit SipHashes of `bytes` (keys chosen at random per
@@ -263,22 +236,6 @@ mod tests {
         assert_ne!(id_key("+af7651916cd43dd8448eb211c80319c"), id_key(trace));
         // Dashes in the wrong places are not a UUID.
         assert_ne!(id_key("019a5c3e7-b1f-7c2a-9d4e-0123456789ab"), id_key(uuid));
-    }
-
-    #[test]
-    fn any_byte_anywhere_in_32_digits_is_read_as_a_lowercase_hex_parse_would() {
-        let id = *b"0af7651916cd43dd8448eb211c80319c";
-        for place in 0..id.len() {
-            for byte in 0..=u8::MAX {
-                let mut digits = id;
-                digits[place] = byte;
-                let lowercase_hex = byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte);
-                let expected = lowercase_hex.then(|| {
-                    u128::from_str_radix(std::str::from_utf8(&digits).unwrap(), 16).unwrap()
-                });
-                assert_eq!(hex_value(&digits), expected, "{byte:#x} at {place}");
-            }
-        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod changes;
 pub mod collector;
 pub mod export;
 pub mod fast_hash;
+pub mod hex_digits;
 pub mod json_text;
 pub mod normalize;
 pub mod pending;

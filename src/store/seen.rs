@@ -7,6 +7,7 @@
 //! ever stored. Record ids are cut from a SHA-256 digest, so their bits are already
 //! uniform: they need no hashing of their own.
 
+use crate::hex_digits::lowercase_hex_value;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -35,9 +36,11 @@ impl SeenRecords {
         SeenRecords::default()
     }
 
-    /// The number a record id spells (its hex digits), if it is one.
+    /// The number a record id spells (its hex digits), if it is one. The ids normalize
+    /// makes are lowercase; others are read as `from_str_radix` reads them.
     pub fn id_of(record_id: &str) -> Option<u128> {
-        u128::from_str_radix(record_id, 16).ok()
+        lowercase_hex_value(record_id.as_bytes())
+            .or_else(|| u128::from_str_radix(record_id, 16).ok())
     }
 
     /// Adds `id`; false if it was there already.
@@ -141,6 +144,18 @@ impl Hasher for UniformIdHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_id_is_the_number_its_hex_digits_spell_in_either_case() {
+        let id = "9c2e2cd6e18d92b047e16d94";
+        assert_eq!(SeenRecords::id_of(id), Some(0x9c2e2cd6e18d92b047e16d94));
+        assert_eq!(
+            SeenRecords::id_of(&id.to_uppercase()),
+            SeenRecords::id_of(id)
+        );
+        assert_eq!(SeenRecords::id_of("not hex"), None);
+        assert_eq!(SeenRecords::id_of(""), None);
+    }
 
     #[test]
     fn an_id_is_new_once() {

@@ -33,7 +33,7 @@ impl RecordJson {
     /// A span: `{"attributes","end_time_unix_nano","events":[{"attributes","name",
     /// "time_unix_nano"}],"kind","name","scope","start_time_unix_nano"}`, times as strings.
     pub fn span(span: &Span, name: &str, scope: &str) -> Self {
-        let mut out = String::with_capacity(512);
+        let mut out = String::with_capacity(room_for(span.wire));
         out.push_str("{\"attributes\":");
         push_attributes(&mut out, &span.attributes);
         out.push_str(",\"end_time_unix_nano\":");
@@ -68,7 +68,7 @@ impl RecordJson {
         event_name: Option<&str>,
         scope: &str,
     ) -> Self {
-        let mut out = String::with_capacity(512);
+        let mut out = String::with_capacity(room_for(record.wire));
         out.push_str("{\"attributes\":");
         push_attributes(&mut out, &record.attributes);
         if let Some(body) = body {
@@ -86,6 +86,14 @@ impl From<Box<serde_json::value::RawValue>> for RecordJson {
     fn from(raw: Box<serde_json::value::RawValue>) -> Self {
         RecordJson(raw.get().to_string())
     }
+}
+
+/// Room for a record's JSON, from its protobuf encoding (`wire`): Codex's spans and
+/// log records come to 1.0–1.6 times their encoded size as JSON (keys and strings are
+/// copied, ids double as hex), so one allocation holds it and it is never grown (a
+/// copy). Records near the top of that range overshoot only when very small.
+fn room_for(wire: &[u8]) -> usize {
+    wire.len() + wire.len() / 2 + 128
 }
 
 /// An attribute list as a JSON object: keys sorted, the last of equal keys kept.
@@ -161,6 +169,61 @@ mod tests {
     use crate::receive::otlp::SpanEvent;
     use proptest::prelude::*;
     use serde_json::{Map, Value, json};
+
+    /// Every span and log record of the captured Codex sessions is written as JSON in
+    /// the room set aside for it: its string is never grown (and copied).
+    #[test]
+    fn a_codex_record_fits_the_room_set_aside_for_its_json() {
+        use crate::receive::otlp::{LogsRequest, TracesRequest};
+        let fixtures =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/codex");
+        let (mut spans, mut logs) = (0, 0);
+        for fixture in std::fs::read_dir(&fixtures).unwrap() {
+            let dir = fixture.unwrap().path().join("requests");
+            for file in std::fs::read_dir(&dir).into_iter().flatten() {
+                let path = file.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().to_string();
+                let bytes = std::fs::read(&path).unwrap();
+                let fits = |json: RecordJson, wire: &[u8]| {
+                    assert!(json.get().len() <= room_for(wire), "{name}: {}", json.get());
+                };
+                if name.ends_with("traces.pb") {
+                    let request = TracesRequest::decode(&bytes).unwrap();
+                    for span in request
+                        .resources
+                        .iter()
+                        .flat_map(|r| &r.scopes)
+                        .flat_map(|s| &s.records)
+                    {
+                        fits(RecordJson::span(span, span.name, "scope"), span.wire);
+                        spans += 1;
+                    }
+                } else if name.ends_with("logs.pb") {
+                    let request = LogsRequest::decode(&bytes).unwrap();
+                    for log in request
+                        .resources
+                        .iter()
+                        .flat_map(|r| &r.scopes)
+                        .flat_map(|s| &s.records)
+                    {
+                        let body = log
+                            .body
+                            .as_ref()
+                            .and_then(crate::normalize::attributes::value_to_string);
+                        fits(
+                            RecordJson::log(log, body.as_deref(), Some(log.event_name), "scope"),
+                            log.wire,
+                        );
+                        logs += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            spans > 1000 && logs > 100,
+            "{spans} spans, {logs} log records"
+        );
+    }
 
     fn kv<'a>(key: &'a str, value: AnyValue<'a>) -> KeyValue<'a> {
         KeyValue { key, value }

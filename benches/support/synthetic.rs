@@ -272,8 +272,6 @@ impl Copy<'_> {
                     .spawned_conversation_id
                     .as_deref()
                     .map(|c| self.conversation(c)),
-                service_name: a.service_name.clone(),
-                service_version: a.service_version.clone(),
             },
             events: r
                 .events

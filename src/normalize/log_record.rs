@@ -8,23 +8,20 @@ use super::raw_event::{
 use super::time::{nanos_to_ms, parse_iso8601_ms};
 use super::{
     Attribution, NormalizedRecord, PendingEvent, RecordJson, Signal, id_hex, record_id,
-    resource_info,
+    resource_key,
 };
 use crate::receive::otlp::{LogRecord, LogsRequest};
 
 pub fn normalize(request: &LogsRequest) -> Vec<NormalizedRecord> {
     let mut out = Vec::with_capacity(request.record_count());
     for resource_logs in &request.resources {
-        let (service_name, service_version, resource_key) = resource_info(&resource_logs.resource);
+        let resource = resource_key(&resource_logs.resource);
         let first = out.len();
         for scope_logs in &resource_logs.scopes {
             let scope = scope_logs.scope.name;
             for record in &scope_logs.records {
-                let record_id = record_id(Signal::Logs, &resource_key, record.wire);
-                let mut normalized = normalize_record(record, scope, record_id);
-                normalized.attribution.service_name = service_name.clone();
-                normalized.attribution.service_version = service_version.clone();
-                out.push(normalized);
+                let record_id = record_id(Signal::Logs, &resource, record.wire);
+                out.push(normalize_record(record, scope, record_id));
             }
         }
         attribute_exit_flush(&mut out[first..]);

@@ -3,7 +3,7 @@
 use super::raw_event::RawEventPayload as P;
 use super::time::nanos_to_ms;
 use super::{
-    Attribution, NormalizedRecord, PendingEvent, RecordJson, Signal, record_id, resource_info,
+    Attribution, NormalizedRecord, PendingEvent, RecordJson, Signal, record_id, resource_key,
 };
 use crate::receive::otlp::MetricsRequest;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
@@ -11,20 +11,15 @@ use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
 pub fn normalize(request: &MetricsRequest) -> Vec<NormalizedRecord> {
     let mut out = Vec::with_capacity(request.record_count());
     for resource_metrics in &request.resources {
-        let (service_name, service_version, resource_key) =
-            resource_info(&resource_metrics.resource);
+        let resource = resource_key(&resource_metrics.resource);
         for scope_metrics in &resource_metrics.scopes {
             for record in &scope_metrics.records {
                 let metric = &record.metric;
                 let (points, time) = points_and_time(metric);
                 out.push(NormalizedRecord {
-                    record_id: record_id(Signal::Metrics, &resource_key, record.wire),
+                    record_id: record_id(Signal::Metrics, &resource, record.wire),
                     signal: Signal::Metrics,
-                    attribution: Attribution {
-                        service_name: service_name.clone(),
-                        service_version: service_version.clone(),
-                        ..Default::default()
-                    },
+                    attribution: Attribution::default(),
                     events: vec![PendingEvent {
                         wall_time_unix_ms: time,
                         payload: P::OtelMetric {

@@ -62,8 +62,6 @@ pub struct Attribution {
     pub turn_id: Option<String>,
     /// A sub-agent this record spawned (its conversation id): its records join this rollout.
     pub spawned_conversation_id: Option<String>,
-    pub service_name: Option<String>,
-    pub service_version: Option<String>,
 }
 
 /// One event a record gives, before the store gives it a sequence number.
@@ -138,15 +136,14 @@ pub(crate) fn thread_id_attr(value: Option<String>) -> Option<String> {
     value.filter(|v| v.len() >= 32 && v.contains('-'))
 }
 
-/// The resource facts we keep: service name and version.
-pub(crate) fn resource_info(resource: &Resource) -> (Option<String>, Option<String>, String) {
+/// What a record's id tells its resource by: the service's name and version.
+pub(crate) fn resource_key(resource: &Resource) -> String {
     let a = attributes::Attributes(&resource.attributes);
     let name = a.non_empty("service.name");
     let version = a.non_empty("service.version");
-    let key = format!(
+    format!(
         "{}|{}",
         name.as_deref().unwrap_or(""),
         version.as_deref().unwrap_or("")
-    );
-    (name, version, key)
+    )
 }

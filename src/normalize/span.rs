@@ -8,7 +8,7 @@ use super::record_json::RecordJson;
 use super::time::nanos_to_ms;
 use super::{
     Attribution, NormalizedRecord, PendingEvent, Signal, canonical_turn_id, id_hex, record_id,
-    resource_info, thread_id_attr,
+    resource_key, thread_id_attr,
 };
 use crate::receive::otlp::{Span, TracesRequest};
 
@@ -24,15 +24,12 @@ const NOT_TOOL_SPANS: &[&str] = &[
 pub fn normalize(request: &TracesRequest) -> Vec<NormalizedRecord> {
     let mut out = Vec::with_capacity(request.record_count());
     for resource_spans in &request.resources {
-        let (service_name, service_version, resource_key) = resource_info(&resource_spans.resource);
+        let resource = resource_key(&resource_spans.resource);
         for scope_spans in &resource_spans.scopes {
             let scope = scope_spans.scope.name;
             for span in &scope_spans.records {
-                let record_id = record_id(Signal::Traces, &resource_key, span.wire);
-                let mut normalized = normalize_span(span, scope, record_id);
-                normalized.attribution.service_name = service_name.clone();
-                normalized.attribution.service_version = service_version.clone();
-                out.push(normalized);
+                let record_id = record_id(Signal::Traces, &resource, span.wire);
+                out.push(normalize_span(span, scope, record_id));
             }
         }
     }

@@ -811,9 +811,8 @@ impl Collector {
             .or_insert_with(|| RolloutState::new(rollout));
         let keeps_events = rollout != UNATTRIBUTED && rollout != METRICS;
         for line in &lines {
-            // Only the events the reducer uses are built whole; the others are counted.
-            if keeps_events && !line.payload.is_evidence_only() {
-                state.push(line.to_raw_event());
+            if keeps_events {
+                state.push_line(line);
             } else {
                 state.count_record(Some(line.evidence.record_id));
             }

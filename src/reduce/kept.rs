@@ -4,8 +4,8 @@
 //! memory until it is finished and quiet (then evicted), so this is most of the
 //! collector's memory.
 
-use crate::normalize::raw_event::RawPayloadRef;
 use crate::normalize::{RawEvent, RawEventPayload};
+use crate::store::event_line::EventLine;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -102,20 +102,20 @@ impl Interner {
         shared
     }
 
-    fn payload(&mut self, r: &RawPayloadRef) -> Arc<KeptPayloadRef> {
-        if let Some(shared) = self.payloads.get(r.raw_payload_id.as_str())
-            && shared.kind == r.kind
-            && shared.path == r.path
+    fn payload(&mut self, raw_payload_id: &str, kind: &str, path: &str) -> Arc<KeptPayloadRef> {
+        if let Some(shared) = self.payloads.get(raw_payload_id)
+            && shared.kind == kind
+            && shared.path == path
         {
             return shared.clone();
         }
         let shared = Arc::new(KeptPayloadRef {
-            raw_payload_id: r.raw_payload_id.clone(),
-            kind: r.kind.clone(),
-            path: r.path.clone(),
+            raw_payload_id: raw_payload_id.to_string(),
+            kind: kind.to_string(),
+            path: path.to_string(),
         });
         self.payloads
-            .insert(r.raw_payload_id.clone(), shared.clone());
+            .insert(raw_payload_id.to_string(), shared.clone());
         shared
     }
 
@@ -130,7 +130,30 @@ impl Interner {
                 record_id: KeptRecordId::of(&ev.record_id),
                 trace_id: ev.trace_id.as_deref().map(|t| self.string(t)),
                 span_id: ev.span_id.map(String::into_boxed_str),
-                raw_payload: ev.raw_payload.as_ref().map(|r| self.payload(r)),
+                raw_payload: ev
+                    .raw_payload
+                    .as_ref()
+                    .map(|r| self.payload(&r.raw_payload_id, &r.kind, &r.path)),
+            }),
+        }
+    }
+
+    /// Keeps what the reducer reads of an event being stored, from its line: only the
+    /// payload and what is not shared yet are copied (building the line's [`RawEvent`]
+    /// first would copy each of its strings, only to drop most of them here).
+    pub fn keep_line(&mut self, line: &EventLine) -> KeptEvent {
+        let ev = &line.evidence;
+        let r = &ev.raw_payload;
+        KeptEvent {
+            wall_time_unix_ms: line.wall_time_unix_ms,
+            thread_id: line.thread_id.map(|t| self.string(t)),
+            codex_turn_id: line.codex_turn_id.map(|t| self.string(t)),
+            payload: line.payload.clone(),
+            evidence: Some(KeptEvidence {
+                record_id: KeptRecordId::of(ev.record_id),
+                trace_id: ev.trace_id.map(|t| self.string(t)),
+                span_id: ev.span_id.map(Box::from),
+                raw_payload: Some(self.payload(r.raw_payload_id, r.kind, r.path)),
             }),
         }
     }
@@ -146,7 +169,10 @@ impl Interner {
                 record_id: KeptRecordId::of(&ev.record_id),
                 trace_id: ev.trace_id.as_deref().map(|t| self.string(t)),
                 span_id: ev.span_id.as_deref().map(Box::from),
-                raw_payload: ev.raw_payload.as_ref().map(|r| self.payload(r)),
+                raw_payload: ev
+                    .raw_payload
+                    .as_ref()
+                    .map(|r| self.payload(&r.raw_payload_id, &r.kind, &r.path)),
             }),
         }
     }

@@ -17,6 +17,7 @@ pub mod turns;
 use crate::normalize::{
     ExecutionStatus, RawEvent, RawEventPayload as P, TokenUsage, tool_arguments, tool_output,
 };
+use crate::store::event_line::EventLine;
 use graph::*;
 use inference::{Calls, Outcome};
 use kept::{Interner, KeptEvent};
@@ -111,8 +112,24 @@ impl RolloutState {
         if event.payload.is_evidence_only() {
             return;
         }
+        let kept = self.strings.keep(event);
+        self.push_kept(kept);
+    }
+
+    /// [`RolloutState::push`] for an event being stored, from its line (see
+    /// [`Interner::keep_line`]).
+    pub fn push_line(&mut self, line: &EventLine) {
+        self.count_record(Some(line.evidence.record_id));
+        if line.payload.is_evidence_only() {
+            return;
+        }
+        let kept = self.strings.keep_line(line);
+        self.push_kept(kept);
+    }
+
+    fn push_kept(&mut self, event: KeptEvent) {
         self.last_wall_time_unix_ms = self.last_wall_time_unix_ms.max(event.wall_time_unix_ms);
-        self.newest.push(self.strings.keep(event));
+        self.newest.push(event);
         self.cached = None;
         self.finished = None;
     }

@@ -84,7 +84,10 @@ impl<'a> EventLine<'a> {
         }
     }
 
-    /// The event this line stands for, owned (for the reducer, which keeps it).
+    /// The event this line stands for, owned (what the tests compare the line with;
+    /// the reducer keeps what it reads of the line itself, see
+    /// [`crate::reduce::RolloutState::push_line`]).
+    #[cfg(test)]
     pub fn to_raw_event(&self) -> RawEvent {
         use crate::normalize::raw_event::{Evidence, RawPayloadRef};
         let evidence = &self.evidence;
@@ -186,6 +189,7 @@ fn push_payload(out: &mut Vec<u8>, payload: &RawEventPayload) -> serde_json::Res
 mod tests {
     use super::*;
     use crate::normalize::raw_event::ToolCallEndedFields;
+    use crate::reduce::kept::Interner;
     use proptest::prelude::*;
 
     fn line<'a>(
@@ -220,7 +224,8 @@ mod tests {
         line
     }
 
-    /// The line's bytes are the `RawEvent`'s, and read back as it.
+    /// The line's bytes are the `RawEvent`'s, and read back as it; and the reducer
+    /// keeps the same of the line as of the `RawEvent`.
     fn assert_written_as_its_raw_event(line: &EventLine<'_>) {
         let event = line.to_raw_event();
         let mut written = Vec::new();
@@ -231,6 +236,9 @@ mod tests {
         );
         let read: RawEvent = serde_json::from_slice(&written).unwrap();
         assert_eq!(read, event);
+        let kept_of_line = Interner::default().keep_line(line);
+        let kept_of_event = Interner::default().keep(event);
+        assert_eq!(format!("{kept_of_line:?}"), format!("{kept_of_event:?}"));
     }
 
     #[test]

@@ -189,23 +189,13 @@ mod tests {
                 };
                 if name.ends_with("traces.pb") {
                     let request = TracesRequest::decode(&bytes).unwrap();
-                    for span in request
-                        .resources
-                        .iter()
-                        .flat_map(|r| &r.scopes)
-                        .flat_map(|s| &s.records)
-                    {
+                    for span in request.records() {
                         fits(RecordJson::span(span, span.name, "scope"), span.wire);
                         spans += 1;
                     }
                 } else if name.ends_with("logs.pb") {
                     let request = LogsRequest::decode(&bytes).unwrap();
-                    for log in request
-                        .resources
-                        .iter()
-                        .flat_map(|r| &r.scopes)
-                        .flat_map(|s| &s.records)
-                    {
+                    for log in request.records() {
                         let body = log
                             .body
                             .as_ref()

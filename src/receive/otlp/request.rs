@@ -39,6 +39,14 @@ impl<R> Request<'_, R> {
             .map(|scope| scope.records.len())
             .sum()
     }
+
+    /// Every record of the request, in the order sent.
+    pub fn records(&self) -> impl Iterator<Item = &R> {
+        self.resources
+            .iter()
+            .flat_map(|resource| &resource.scopes)
+            .flat_map(|scope| &scope.records)
+    }
 }
 
 impl<'a, R: Record<'a>> Request<'a, R> {

@@ -88,10 +88,10 @@ impl From<Box<serde_json::value::RawValue>> for RecordJson {
     }
 }
 
-/// Room for a record's JSON, from its protobuf encoding (`wire`): Codex's spans and
-/// log records come to 1.0–1.6 times their encoded size as JSON (keys and strings are
-/// copied, ids double as hex), so one allocation holds it and it is never grown (a
-/// copy). Records near the top of that range overshoot only when very small.
+/// Room for a record's JSON, from its protobuf encoding (`wire`), so that one
+/// allocation holds it and it is never grown (a copy). Codex's spans and log records
+/// come to 1.0–1.6 times their encoded size as JSON (keys and strings are copied, ids
+/// double as hex); the ratio is highest for small records, which the 128 bytes cover.
 fn room_for(wire: &[u8]) -> usize {
     wire.len() + wire.len() / 2 + 128
 }

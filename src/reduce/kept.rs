@@ -4,6 +4,7 @@
 //! memory until it is finished and quiet (then evicted), so this is most of the
 //! collector's memory.
 
+use crate::hex_digits::lowercase_hex_value;
 use crate::normalize::{RawEvent, RawEventPayload};
 use crate::store::event_line::EventLine;
 use std::cmp::Ordering;
@@ -43,14 +44,16 @@ const HEX_ID_BYTES: usize = 12;
 
 impl KeptRecordId {
     pub fn of(id: &str) -> KeptRecordId {
-        let mut bytes = [0u8; HEX_ID_BYTES];
-        let canonical = id.len() == 2 * HEX_ID_BYTES
-            && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            && hex::decode_to_slice(id, &mut bytes).is_ok();
-        if canonical {
-            KeptRecordId::Hex(bytes)
-        } else {
-            KeptRecordId::Other(id.into())
+        let value = Some(id)
+            .filter(|id| id.len() == 2 * HEX_ID_BYTES)
+            .and_then(|id| lowercase_hex_value(id.as_bytes()));
+        match value {
+            Some(value) => {
+                let bytes = value.to_be_bytes();
+                let id = bytes[bytes.len() - HEX_ID_BYTES..].try_into();
+                KeptRecordId::Hex(id.expect("the last bytes of a u128"))
+            }
+            None => KeptRecordId::Other(id.into()),
         }
     }
 

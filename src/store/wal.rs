@@ -254,7 +254,8 @@ pub struct Wal {
     last_entry_len: AtomicUsize,
     /// The buffer of the last entry logged, for the next batch to be made in: a
     /// buffer made anew grows by doubling, copying all it holds each time, and its
-    /// pages are new to the process.
+    /// pages are new to the process. (The collector makes its next batch before it
+    /// logs the current one, so two buffers take turns.)
     reusable_buffer: Mutex<Vec<u8>>,
 }
 

@@ -4,11 +4,11 @@
 //! memory until it is finished and quiet (then evicted), so this is most of the
 //! collector's memory.
 
+use crate::fast_hash::{HashMap, HashSet};
 use crate::hex_digits::lowercase_hex_value;
 use crate::normalize::{RawEvent, RawEventPayload};
 use crate::store::event_line::EventLine;
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// An event as the reducer reads it.

@@ -14,6 +14,7 @@ pub mod order;
 pub mod tools;
 pub mod turns;
 
+use crate::fast_hash::{HashMap, HashSet};
 use crate::normalize::{
     ExecutionStatus, RawEvent, RawEventPayload as P, TokenUsage, tool_arguments, tool_output,
 };
@@ -21,7 +22,7 @@ use crate::store::event_line::EventLine;
 use graph::*;
 use inference::{Calls, Outcome};
 use kept::{Interner, KeptEvent};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// The events of one rollout in canonical order.
@@ -248,7 +249,7 @@ fn reduce_kept<'e>(rollout_id: &str, events: impl Iterator<Item = &'e KeptEvent>
 
     // When each turn can receive nothing more: its span ended, the thread's next turn
     // started, or the process exited / went idle after it started.
-    let mut turn_starts: HashMap<&str, Vec<(i64, u64)>> = HashMap::new();
+    let mut turn_starts: HashMap<&str, Vec<(i64, u64)>> = HashMap::default();
     for turn in &turns.list {
         turn_starts
             .entry(turn.thread_id.as_str())
@@ -282,7 +283,7 @@ fn reduce_kept<'e>(rollout_id: &str, events: impl Iterator<Item = &'e KeptEvent>
 
     // Inference calls.
     let mut later_in_turn = vec![false; calls.list.len()];
-    let mut seen_turns: HashSet<(Option<usize>, &str)> = HashSet::new();
+    let mut seen_turns: HashSet<(Option<usize>, &str)> = HashSet::default();
     for (n, call) in calls.list.iter().enumerate().rev() {
         later_in_turn[n] = !seen_turns.insert((call.turn, call.thread_id.as_str()));
     }
@@ -296,8 +297,8 @@ fn reduce_kept<'e>(rollout_id: &str, events: impl Iterator<Item = &'e KeptEvent>
 
     // Tool calls, and which response asked for each: the latest call of the tool's
     // thread (and turn) started by the tool's start. Calls are in start order.
-    let mut calls_of_thread: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut calls_of_thread_turn: HashMap<(&str, Option<usize>), Vec<usize>> = HashMap::new();
+    let mut calls_of_thread: HashMap<&str, Vec<usize>> = HashMap::default();
+    let mut calls_of_thread_turn: HashMap<(&str, Option<usize>), Vec<usize>> = HashMap::default();
     for (n, call) in calls.list.iter().enumerate() {
         let thread = call.thread_id.as_str();
         calls_of_thread.entry(thread).or_default().push(n);

@@ -4,8 +4,8 @@
 use super::Ctx;
 use super::graph::{Approval, ToolCallKind};
 use super::turns::Turns;
+use crate::fast_hash::HashMap;
 use crate::normalize::RawEventPayload as P;
-use std::collections::HashMap;
 
 #[derive(Debug, Default)]
 pub struct ToolBuild {
@@ -66,7 +66,7 @@ pub fn classify(tool_name: &str) -> ToolCallKind {
 
 pub fn build(ctx: &Ctx, turns: &Turns) -> Vec<ToolBuild> {
     let mut list: Vec<ToolBuild> = Vec::new();
-    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut by_id: HashMap<String, usize> = HashMap::default();
     for (i, e) in ctx.events.iter().enumerate() {
         let call_id = match &e.payload {
             P::ToolCallStarted { tool_call_id, .. } | P::TerminalProcess { tool_call_id, .. } => {

@@ -12,10 +12,10 @@
 //! Paths on another file system (a bundle folder mounted or linked elsewhere), and
 //! other systems, get one fsync per path.
 
-use crate::fast_hash::HashSet;
+use super::dirty_paths::DirtyPaths;
 use anyhow::Result;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 /// Threads fsyncing files one by one (fsyncs overlap well on SSDs).
@@ -41,8 +41,8 @@ impl FileSystemSync {
     }
 
     /// Makes every file and directory in `paths` (those that still exist) durable.
-    pub fn sync(&self, paths: &HashSet<PathBuf>) -> Result<()> {
-        let existing: Vec<(&PathBuf, std::fs::Metadata)> = paths
+    pub fn sync(&self, paths: &DirtyPaths) -> Result<()> {
+        let existing: Vec<(&Path, std::fs::Metadata)> = paths
             .iter()
             .filter_map(|p| std::fs::metadata(p).ok().map(|m| (p, m)))
             .collect();
@@ -53,7 +53,7 @@ impl FileSystemSync {
         {
             use std::os::unix::fs::MetadataExt;
             use std::os::unix::io::AsRawFd;
-            let elsewhere: Vec<&PathBuf> = existing
+            let elsewhere: Vec<&Path> = existing
                 .iter()
                 .filter(|(_, meta)| meta.dev() != self.device)
                 .map(|(path, _)| *path)
@@ -69,14 +69,14 @@ impl FileSystemSync {
         }
         #[cfg(not(target_os = "linux"))]
         {
-            let all: Vec<&PathBuf> = existing.iter().map(|(path, _)| *path).collect();
+            let all: Vec<&Path> = existing.iter().map(|(path, _)| *path).collect();
             fsync_each(&all)
         }
     }
 }
 
 /// fsyncs files and directories, several at a time.
-fn fsync_each(paths: &[&PathBuf]) -> Result<()> {
+fn fsync_each(paths: &[&Path]) -> Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
@@ -113,13 +113,10 @@ mod tests {
         let file = dir.path().join("trace.jsonl");
         std::fs::write(&file, b"{}\n").unwrap();
         let sync = FileSystemSync::new(dir.path()).unwrap();
-        let paths: HashSet<PathBuf> = [
-            file.clone(),
-            dir.path().to_path_buf(),
-            dir.path().join("removed meanwhile"),
-        ]
-        .into_iter()
-        .collect();
+        let mut paths = DirtyPaths::default();
+        paths.insert(&file);
+        paths.insert(dir.path());
+        paths.insert(&dir.path().join("removed meanwhile"));
         sync.sync(&paths).unwrap();
         assert_eq!(std::fs::read(&file).unwrap(), b"{}\n");
         fsync_each(&[&file]).unwrap();

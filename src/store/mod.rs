@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod checksum;
+pub mod dirty_paths;
 pub mod event_line;
 pub mod file_system_sync;
 pub mod manifest;

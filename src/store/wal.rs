@@ -25,8 +25,8 @@
 //! replay goes on to the next segment only past an end mark.
 
 use super::checksum::{checksum, lanes_checksum};
+use super::dirty_paths::DirtyPaths;
 use super::file_system_sync::FileSystemSync;
-use crate::fast_hash::HashSet;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -75,7 +75,7 @@ pub struct WalBatch {
     /// The log entry: [`HEADER_LEN`] bytes left for its header, then the changes.
     body: Vec<u8>,
     /// Files and directories the changes touched (fsynced at the next checkpoint).
-    dirty: HashSet<PathBuf>,
+    dirty: DirtyPaths,
 }
 
 impl WalBatch {
@@ -92,7 +92,7 @@ impl WalBatch {
         WalBatch {
             root: root.to_path_buf(),
             body,
-            dirty: HashSet::default(),
+            dirty: DirtyPaths::default(),
         }
     }
 
@@ -116,14 +116,7 @@ impl WalBatch {
     }
 
     fn touch(&mut self, path: &Path) {
-        // Most writes touch a file already touched: no copy of its path then.
-        if self.dirty.contains(path) {
-            return;
-        }
-        self.dirty.insert(path.to_path_buf());
-        if let Some(parent) = path.parent().filter(|p| !self.dirty.contains(*p)) {
-            self.dirty.insert(parent.to_path_buf());
-        }
+        self.dirty.insert_with_parent(path);
     }
 
     /// `data` was written to `path` at `offset` (an append: the file ends there). For
@@ -206,15 +199,15 @@ impl WalBatch {
     /// Directory `path` was removed with everything in it.
     pub fn remove_dir(&mut self, path: &Path) {
         self.op(OP_REMOVE_DIR, path, 0, &[]);
-        self.dirty.retain(|p| !p.starts_with(path));
+        self.dirty.remove_tree(path);
         if let Some(parent) = path.parent() {
-            self.dirty.insert(parent.to_path_buf());
+            self.dirty.insert(parent);
         }
     }
 
     /// A directory was created under `parent` (fsync `parent` at the checkpoint).
     pub fn created_in(&mut self, parent: &Path) {
-        self.dirty.insert(parent.to_path_buf());
+        self.dirty.insert(parent);
     }
 }
 
@@ -238,7 +231,7 @@ struct State {
     synced: u64,
     syncing: bool,
     failed: Option<String>,
-    dirty: HashSet<PathBuf>,
+    dirty: DirtyPaths,
     last_checkpoint: Instant,
 }
 
@@ -351,7 +344,7 @@ impl Wal {
                 synced: 0,
                 syncing: false,
                 failed: None,
-                dirty: HashSet::default(),
+                dirty: DirtyPaths::default(),
                 last_checkpoint: Instant::now(),
             }),
             synced: Condvar::new(),
@@ -572,7 +565,7 @@ fn checkpointer(wal: Weak<Wal>) {
 /// Applies the segments left by an earlier run, in order, then fsyncs what they touched.
 fn recover(root: &Path, segments: &[(u64, PathBuf)], files: &FileSystemSync) -> Result<()> {
     let mut ends: BTreeMap<PathBuf, u64> = BTreeMap::new();
-    let mut dirty = HashSet::default();
+    let mut dirty = DirtyPaths::default();
     let resolve = |p: &Path| -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
@@ -641,7 +634,7 @@ fn apply(
     mut body: &[u8],
     resolve: &dyn Fn(&Path) -> PathBuf,
     ends: &mut BTreeMap<PathBuf, u64>,
-    dirty: &mut HashSet<PathBuf>,
+    dirty: &mut DirtyPaths,
 ) -> Result<()> {
     fn take<'a>(body: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
         if body.len() < n {
@@ -661,10 +654,10 @@ fn apply(
         let offset = u64::from_le_bytes(take(&mut body, 8)?.try_into()?);
         let dlen = u64::from_le_bytes(take(&mut body, 8)?.try_into()?) as usize;
         let data = take(&mut body, dlen)?;
-        let mark_parents = |dirty: &mut HashSet<PathBuf>, p: &Path| {
+        let mark_parents = |dirty: &mut DirtyPaths, p: &Path| {
             let mut cur = p.parent();
             while let Some(dir) = cur {
-                dirty.insert(dir.to_path_buf());
+                dirty.insert(dir);
                 if dir.exists() {
                     break;
                 }
@@ -684,7 +677,7 @@ fn apply(
                     .open(&path)?;
                 file.write_all_at(data, offset)?;
                 ends.insert(path.clone(), offset + data.len() as u64);
-                dirty.insert(path);
+                dirty.insert(&path);
             }
             OP_REPLACE => {
                 if let Some(parent) = path.parent() {
@@ -695,16 +688,16 @@ fn apply(
                 file.seek(SeekFrom::Start(0))?;
                 file.write_all(data)?;
                 ends.remove(&path);
-                dirty.insert(path);
+                dirty.insert(&path);
             }
             OP_REMOVE_DIR => {
                 if path.exists() {
                     fs::remove_dir_all(&path)?;
                 }
                 ends.retain(|p, _| !p.starts_with(&path));
-                dirty.retain(|p| !p.starts_with(&path));
+                dirty.remove_tree(&path);
                 if let Some(parent) = path.parent() {
-                    dirty.insert(parent.to_path_buf());
+                    dirty.insert(parent);
                 }
             }
             other => bail!("unknown write-ahead log operation {other}"),

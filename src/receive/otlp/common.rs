@@ -4,7 +4,9 @@
 //! A message field sent twice is merged as prost merges it (repeated fields append,
 //! scalars are replaced, an array or key-value list value continues one of the same kind).
 
-use super::wire::{DecodeError, Depth, Field, for_each_field};
+use super::wire::{
+    DecodeError, Depth, Field, for_each_field, take_length_delimited, take_varint, text,
+};
 
 /// An attribute value (`AnyValue`).
 #[derive(Clone, Debug, PartialEq)]
@@ -99,6 +101,51 @@ pub fn push_key_value<'a>(
     depth: Depth,
 ) -> Result<(), DecodeError> {
     let (message, depth) = field.message(depth)?;
+    let pair = match plain_key_value(message, depth) {
+        Some(pair) => pair,
+        None => key_value(message, depth)?,
+    };
+    attributes.push(pair);
+    Ok(())
+}
+
+/// A `KeyValue` as exporters write it, read without the field loop: the key, then a
+/// value holding one string, bool, int or double, and nothing else. `None` for any
+/// other message (another shape, an error), which [`key_value`] then reads. Every
+/// attribute of a request comes through here (about fifteen a span): with this path an
+/// attribute takes about 250 instructions, its push included, against 460 through the
+/// loop alone (callgrind, the load generator's sessions).
+#[inline]
+fn plain_key_value<'a>(message: &'a [u8], depth: Depth) -> Option<KeyValue<'a>> {
+    const KEY: u8 = 1 << 3 | 2;
+    const VALUE: u8 = 2 << 3 | 2;
+    const STRING: u8 = 1 << 3 | 2;
+    const BOOL: u8 = 2 << 3;
+    const INT: u8 = 3 << 3;
+    const DOUBLE: u8 = 4 << 3 | 1;
+    let mut rest = message;
+    let key = text(take_length_delimited(&mut rest, KEY)?)?;
+    let mut bytes = take_length_delimited(&mut rest, VALUE)?;
+    if !rest.is_empty() || depth.enter().is_err() {
+        return None;
+    }
+    let value = match *bytes.first()? {
+        STRING => AnyValue::String(text(take_length_delimited(&mut bytes, STRING)?)?),
+        BOOL => AnyValue::Bool(take_varint(&mut bytes, BOOL)? != 0),
+        INT => AnyValue::Int(take_varint(&mut bytes, INT)? as i64),
+        DOUBLE => {
+            // The key, then exactly the 8 bytes of the value.
+            let bits: [u8; 8] = bytes.get(1..)?.try_into().ok()?;
+            bytes = &[];
+            AnyValue::Double(f64::from_bits(u64::from_le_bytes(bits)))
+        }
+        _ => return None,
+    };
+    bytes.is_empty().then_some(KeyValue { key, value })
+}
+
+/// A `KeyValue` message, field by field.
+fn key_value<'a>(message: &'a [u8], depth: Depth) -> Result<KeyValue<'a>, DecodeError> {
     let mut pair = KeyValue {
         key: "",
         value: AnyValue::Empty,
@@ -117,8 +164,7 @@ pub fn push_key_value<'a>(
         }
         Ok(())
     })?;
-    attributes.push(pair);
-    Ok(())
+    Ok(pair)
 }
 
 /// Appends an attribute of a span or log record: the list gets room for sixteen with
@@ -188,4 +234,117 @@ fn check_entity_ref(field: Field<'_>, depth: Depth) -> Result<(), DecodeError> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A length-delimited field of a one-byte key (and a one-byte length).
+    fn field(key: u8, value: &[u8]) -> Vec<u8> {
+        let mut out = vec![key, value.len() as u8];
+        out.extend_from_slice(value);
+        out
+    }
+
+    fn pair(key: &str, any_value: &[u8]) -> Vec<u8> {
+        let mut out = field(0x0a, key.as_bytes());
+        out.extend(field(0x12, any_value));
+        out
+    }
+
+    #[test]
+    fn exporters_attributes_are_read_without_the_field_loop() {
+        let mut double = vec![0x21];
+        double.extend(2.5f64.to_bits().to_le_bytes());
+        for (any_value, expected) in [
+            (field(0x0a, b"codex_exec"), AnyValue::String("codex_exec")),
+            (field(0x0a, b""), AnyValue::String("")),
+            (vec![0x10, 1], AnyValue::Bool(true)),
+            (vec![0x18, 0x96, 0x01], AnyValue::Int(150)),
+            (
+                vec![
+                    0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+                ],
+                AnyValue::Int(-1),
+            ),
+            (double, AnyValue::Double(2.5)),
+        ] {
+            let message = pair("service.name", &any_value);
+            let expected = KeyValue {
+                key: "service.name",
+                value: expected,
+            };
+            assert_eq!(
+                plain_key_value(&message, Depth::TOP),
+                Some(expected.clone())
+            );
+            assert_eq!(key_value(&message, Depth::TOP), Ok(expected));
+        }
+    }
+
+    #[test]
+    fn other_shapes_are_left_to_the_field_loop() {
+        let string = field(0x0a, b"v");
+        let mut trailing = pair("k", &string);
+        trailing.extend([0x18, 1]); // a third field
+        let mut twice = string.clone();
+        twice.extend(field(0x0a, b"w")); // the value's field sent twice
+        let mut value_first = field(0x12, &string);
+        value_first.extend(field(0x0a, b"k"));
+        for message in [
+            trailing,
+            pair("k", &twice),
+            value_first,
+            field(0x12, &string),                // no key
+            pair("k", &[]),                      // no value
+            pair("k", &field(0x2a, &[])),        // an array
+            pair("k", &field(0x3a, &[0x0a, 0])), // a key-value list
+            pair("k", &field(0x0a, &[0xff])),    // not UTF-8
+            field(0x0a, &[0xc3]),                // a key that is not UTF-8
+            pair("k", &[0x21, 0, 0]),            // a double cut short
+        ] {
+            assert_eq!(plain_key_value(&message, Depth::TOP), None, "{message:?}");
+        }
+        assert_eq!(plain_key_value(&pair("k", &string), Depth::new(0)), None);
+    }
+
+    /// A `KeyValue` as an exporter writes it, of any of the kinds of value.
+    fn key_value_message() -> impl Strategy<Value = Vec<u8>> {
+        let any_value = prop_oneof![
+            "[a-z.]{0,12}".prop_map(|s| field(0x0a, s.as_bytes())),
+            any::<bool>().prop_map(|b| vec![0x10, u8::from(b)]),
+            (0u8..0x80).prop_map(|i| vec![0x18, i]),
+            any::<f64>().prop_map(|d| {
+                let mut out = vec![0x21];
+                out.extend(d.to_bits().to_le_bytes());
+                out
+            }),
+        ];
+        ("[a-z.]{0,12}", any_value).prop_map(|(key, value)| pair(&key, &value))
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_path_reads_what_the_field_loop_reads(
+            message in key_value_message(),
+            changed in prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+            cut in any::<prop::sample::Index>(),
+            depth in 0u32..3,
+        ) {
+            let mut message = message;
+            if let Some((at, byte)) = changed {
+                let at = at.index(message.len());
+                message[at] = byte;
+            }
+            // Whole, or cut short at any byte.
+            for message in [&message[..], &message[..cut.index(message.len() + 1)]] {
+                let depth = Depth::new(depth);
+                if let Some(pair) = plain_key_value(message, depth) {
+                    prop_assert_eq!(key_value(message, depth), Ok(pair));
+                }
+            }
+        }
+    }
 }

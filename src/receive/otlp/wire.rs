@@ -99,16 +99,8 @@ impl<'a> Field<'a> {
 
     #[inline]
     pub fn string(&self) -> Result<&'a str, DecodeError> {
-        let bytes = self.bytes()?;
-        // Nearly every string of a request is ASCII (keys, ids, names), and most are
-        // short: `is_ascii` checks those a word at a time, where `from_utf8` goes a
-        // byte at a time until its words are aligned.
-        if bytes.is_ascii() {
-            // SAFETY: ASCII is UTF-8.
-            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
-        }
-        std::str::from_utf8(bytes)
-            .map_err(|_| DecodeError(format!("field {}: string is not UTF-8", self.number)))
+        text(self.bytes()?)
+            .ok_or_else(|| DecodeError(format!("field {}: string is not UTF-8", self.number)))
     }
 
     /// An embedded message, with the nesting depth it may still use.
@@ -119,6 +111,49 @@ impl<'a> Field<'a> {
     }
 }
 
+/// `bytes` as a string, if they are UTF-8.
+#[inline]
+pub fn text(bytes: &[u8]) -> Option<&str> {
+    // Nearly every string of a request is ASCII (keys, ids, names), and most are
+    // short: `is_ascii` checks those a word at a time, where `from_utf8` goes a byte
+    // at a time until its words are aligned.
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
+/// The value of the field at the front of `rest`, taken off it, when the field's key
+/// is the single byte `key` (a field number below 16) of a length-delimited field.
+/// `None` for anything else (another key, a value cut short), and `rest` may then be
+/// partly read. For fast paths that read a copy of a message's bytes and, on `None`,
+/// read the message again with [`for_each_field`], which gives the error if any.
+#[inline]
+pub fn take_length_delimited<'a>(rest: &mut &'a [u8], key: u8) -> Option<&'a [u8]> {
+    debug_assert_eq!(key & 7, 2);
+    let (&first, after) = rest.split_first()?;
+    if first != key {
+        return None;
+    }
+    *rest = after;
+    let len = usize::try_from(varint(rest).ok()?).ok()?;
+    take(rest, len).ok()
+}
+
+/// The value of the varint field at the front of `rest` whose key is the single byte
+/// `key`, as [`take_length_delimited`] does for length-delimited fields.
+#[inline]
+pub fn take_varint(rest: &mut &[u8], key: u8) -> Option<u64> {
+    debug_assert_eq!(key & 7, 0);
+    let (&first, after) = rest.split_first()?;
+    if first != key {
+        return None;
+    }
+    *rest = after;
+    varint(rest).ok()
+}
+
 /// How many more levels of messages may nest.
 #[derive(Clone, Copy, Debug)]
 pub struct Depth(u32);
@@ -126,7 +161,13 @@ pub struct Depth(u32);
 impl Depth {
     pub const TOP: Depth = Depth(NESTING_LIMIT);
 
-    fn enter(self) -> Result<Depth, DecodeError> {
+    /// `left` more levels, for tests of the limit.
+    #[cfg(test)]
+    pub fn new(left: u32) -> Depth {
+        Depth(left)
+    }
+
+    pub fn enter(self) -> Result<Depth, DecodeError> {
         match self.0 {
             0 => Err(DecodeError::new("messages nested too deeply")),
             left => Ok(Depth(left - 1)),

@@ -94,39 +94,67 @@ pub fn push_integer_member(out: &mut impl JsonOut, key: &str, n: impl itoa::Inte
 }
 
 /// Where the first byte that JSON escapes is: below 0x20, `"` or `\`. Eight bytes are
-/// checked at a time; only a word holding one is searched byte by byte.
+/// checked at a time: the last word of a string overlaps the one before it, and a
+/// string of four to seven bytes is read as two overlapping halves of one word. The
+/// first byte a word flags is the first to escape in it (see [`escape_flags`]).
+#[inline]
 fn first_to_escape(bytes: &[u8]) -> Option<usize> {
-    let mut words = bytes.chunks_exact(8);
+    let n = bytes.len();
+    if n < 8 {
+        return first_to_escape_in_short(bytes);
+    }
+    let word_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
     let mut at = 0;
-    for word in &mut words {
-        if any_to_escape(u64::from_le_bytes(word.try_into().expect("8 bytes"))) {
-            return word.iter().position(|&b| needs_escape(b)).map(|i| at + i);
+    while at + 8 <= n {
+        let flags = escape_flags(word_at(at));
+        if flags != 0 {
+            return Some(at + first_flagged(flags));
         }
         at += 8;
     }
-    let rest = words.remainder();
-    // The last few bytes: in the word that ends the string, when it is that long.
-    if let Some(last) = bytes.len().checked_sub(8)
-        && !any_to_escape(u64::from_le_bytes(
-            bytes[last..].try_into().expect("8 bytes"),
-        ))
-    {
+    if at == n {
         return None;
     }
-    rest.iter().position(|&b| needs_escape(b)).map(|i| at + i)
+    // The bytes of the last word before `at` were checked clear: none is flagged.
+    let last = n - 8;
+    let flags = escape_flags(word_at(last));
+    (flags != 0).then(|| last + first_flagged(flags))
 }
 
-/// Whether any of the eight bytes of `w` is below 0x20, `"` or `\`. (A byte is
-/// flagged when it is below 0x20, or is zero after the xor with `"` or `\`. A borrow
-/// can also flag a byte above a flagged one, but never flags a word with none.)
-fn any_to_escape(w: u64) -> bool {
+/// [`first_to_escape`] of a string under eight bytes.
+fn first_to_escape_in_short(bytes: &[u8]) -> Option<usize> {
+    let n = bytes.len();
+    if n < 4 {
+        return bytes.iter().position(|&b| needs_escape(b));
+    }
+    let half = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    // Bytes 0..4 of the string, then bytes n-4..n (which may overlap them).
+    let flags = escape_flags(u64::from(half(0)) | u64::from(half(n - 4)) << 32);
+    (flags != 0).then(|| match first_flagged(flags) {
+        low @ 0..4 => low,
+        // The first half was clear, so nothing borrowed into the second.
+        high => n + high - 8,
+    })
+}
+
+/// The byte a flag of [`escape_flags`] stands for.
+fn first_flagged(flags: u64) -> usize {
+    (flags.trailing_zeros() / 8) as usize
+}
+
+/// The high bit of each of the eight bytes of `w` that is below 0x20, `"` or `\`,
+/// and of some bytes above such a byte. (A byte is flagged when it is below 0x20, or is
+/// zero after the xor with `"` or `\`. A borrow can also flag a byte above a flagged
+/// one, but never one below the first: the first flag is always right, and a word with
+/// none has no flag.)
+fn escape_flags(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v;
     let below_space = w.wrapping_sub(ONES * 0x20) & !w;
     let quote = zero_byte(w ^ (ONES * u64::from(b'"')));
     let backslash = zero_byte(w ^ (ONES * u64::from(b'\\')));
-    (below_space | quote | backslash) & HIGHS != 0
+    (below_space | quote | backslash) & HIGHS
 }
 
 fn needs_escape(b: u8) -> bool {
@@ -183,6 +211,27 @@ mod tests {
                     serde_json::to_string(&s).unwrap(),
                     "byte {b:#x}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn an_escaped_byte_is_found_at_any_place_in_a_string_of_any_length() {
+        // Each length reads words differently: by bytes (under 4), as two halves (4 to
+        // 7), by whole words, and with a last word overlapping the one before.
+        for len in 0..=26 {
+            for at in 0..len {
+                for escaped in ['\u{0}', '\u{1f}', '"', '\\'] {
+                    for after in [' ', '!', '\u{1f}'] {
+                        let mut chars = vec!['a'; len];
+                        chars[at] = escaped;
+                        if at + 1 < len {
+                            chars[at + 1] = after;
+                        }
+                        let s: String = chars.into_iter().collect();
+                        assert_eq!(written(&s), serde_json::to_string(&s).unwrap(), "{s:?}");
+                    }
+                }
             }
         }
     }

@@ -114,11 +114,22 @@ pub(crate) fn id_hex(bytes: &[u8]) -> Option<String> {
 }
 
 /// `bytes` in lowercase hex (`hex::encode` builds its string a char at a time, which
-/// showed in profiles: every record has three or four ids).
+/// showed in profiles: every record has three or four ids). An id (up to 32 bytes) is
+/// written on the stack and copied once into its string, which is not zeroed first.
 pub(crate) fn hex_string(bytes: &[u8]) -> String {
-    let mut text = vec![0; bytes.len() * 2];
-    hex::encode_to_slice(bytes, &mut text).expect("twice the bytes");
-    String::from_utf8(text).expect("hex digits are ASCII")
+    let mut on_stack = [0; 64];
+    let mut on_heap = Vec::new();
+    let text = match on_stack.get_mut(..bytes.len() * 2) {
+        Some(text) => text,
+        None => {
+            on_heap.resize(bytes.len() * 2, 0);
+            &mut on_heap[..]
+        }
+    };
+    hex::encode_to_slice(bytes, text).expect("twice the bytes");
+    std::str::from_utf8(text)
+        .expect("hex digits are ASCII")
+        .to_owned()
 }
 
 /// Codex 0.80 sends the per-process submission counter ("0", "1") as the turn id.

@@ -21,10 +21,6 @@ impl DirtyPaths {
         self.paths.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.paths.len()
-    }
-
     pub fn contains(&self, path: &Path) -> bool {
         self.paths.contains(path.as_os_str())
     }
@@ -76,7 +72,7 @@ mod tests {
         dirty.insert_with_parent(Path::new("/data/rollouts/a/payloads.jsonl"));
         dirty.insert(Path::new("/data/rollouts"));
         dirty.insert(Path::new("/data/rollouts"));
-        assert_eq!(dirty.len(), 4);
+        assert_eq!(dirty.iter().count(), 4);
         assert!(dirty.contains(Path::new("/data/rollouts/a")));
 
         let mut more = DirtyPaths::default();

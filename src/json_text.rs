@@ -239,7 +239,8 @@ mod tests {
     #[test]
     fn a_flag_borrowed_from_an_escaped_byte_does_not_hide_the_next_one() {
         // 0x1f then `!` (0x21, one above the space): the borrow of the first flags the
-        // second in the word's arithmetic; only the byte search says which is escaped.
+        // second in the word's arithmetic. Only the first flag is taken, and the search
+        // goes on from the byte after it, in a word of its own.
         let s = "\u{1f}!\"\u{0}\\ \u{7f}é\u{1f}\u{20}";
         assert_eq!(written(s), serde_json::to_string(s).unwrap());
     }

@@ -189,8 +189,42 @@ pub fn for_each_field<'a>(
 }
 
 /// Reads one field off `rest`; a group may hold `groups` more levels of groups.
+///
+/// Most fields of a request have a one-byte key and are a one-byte varint or a value
+/// under 128 bytes: those are read here, inlined into each message's loop, and the
+/// rest by [`any_field`].
 #[inline]
 fn next_field<'a>(rest: &mut &'a [u8], groups: u32) -> Result<Field<'a>, DecodeError> {
+    if let [key, first, ..] = **rest
+        && (8..0x80).contains(&key)
+        && first < 0x80
+    {
+        let number = u32::from(key >> 3);
+        match key & 7 {
+            0 => {
+                *rest = &rest[2..];
+                return Ok(Field {
+                    number,
+                    value: Value::Varint(u64::from(first)),
+                });
+            }
+            2 if rest.len() >= 2 + usize::from(first) => {
+                let (value, after) = rest[2..].split_at(usize::from(first));
+                *rest = after;
+                return Ok(Field {
+                    number,
+                    value: Value::LengthDelimited(value),
+                });
+            }
+            _ => {}
+        }
+    }
+    any_field(rest, groups)
+}
+
+/// [`next_field`] of any field.
+#[inline(never)]
+fn any_field<'a>(rest: &mut &'a [u8], groups: u32) -> Result<Field<'a>, DecodeError> {
     let (number, wire_type) = key(rest)?;
     let value = match wire_type {
         0 => Value::Varint(varint(rest)?),
@@ -332,6 +366,26 @@ mod tests {
                 value: Value::LengthDelimited(&bytes),
             };
             assert_eq!(field.string().ok(), std::str::from_utf8(&bytes).ok());
+        }
+    }
+
+    #[test]
+    fn the_short_field_path_reads_what_the_general_one_reads() {
+        // Every key byte and first value byte, with values cut short or not.
+        for key in 0..=u8::MAX {
+            for first in 0..=u8::MAX {
+                for tail in [0, 1, 9, 127, 200] {
+                    let mut message = vec![key, first];
+                    message.extend((0..tail).map(|i| i as u8 | 1));
+                    let (mut short, mut general) = (&message[..], &message[..]);
+                    let read = next_field(&mut short, 4);
+                    let expected = any_field(&mut general, 4);
+                    assert_eq!(format!("{read:?}"), format!("{expected:?}"), "{message:?}");
+                    if read.is_ok() {
+                        assert_eq!(short, general, "{message:?}");
+                    }
+                }
+            }
         }
     }
 

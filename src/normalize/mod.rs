@@ -115,8 +115,10 @@ pub(crate) fn id_hex(bytes: &[u8]) -> Option<String> {
 
 /// `bytes` in lowercase hex (`hex::encode` builds its string a char at a time, which
 /// showed in profiles: every record has three or four ids). An id (up to 32 bytes) is
-/// written on the stack and copied once into its string, which is not zeroed first.
+/// written on the stack, a digit pair per byte, and copied once into its string, which
+/// is not zeroed first.
 pub(crate) fn hex_string(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut on_stack = [0; 64];
     let mut on_heap = Vec::new();
     let text = match on_stack.get_mut(..bytes.len() * 2) {
@@ -126,7 +128,10 @@ pub(crate) fn hex_string(bytes: &[u8]) -> String {
             &mut on_heap[..]
         }
     };
-    hex::encode_to_slice(bytes, text).expect("twice the bytes");
+    for (pair, &byte) in text.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
     std::str::from_utf8(text)
         .expect("hex digits are ASCII")
         .to_owned()
@@ -157,4 +162,24 @@ pub(crate) fn resource_key(resource: &Resource) -> String {
         name.as_deref().unwrap_or(""),
         version.as_deref().unwrap_or("")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_strings_are_lowercase_digit_pairs_of_any_length() {
+        let every_byte: Vec<u8> = (0..=u8::MAX).collect();
+        // Ids fit the stack buffer; attribute bytes may not.
+        for bytes in [
+            &[][..],
+            &[0xab],
+            &every_byte[..8],
+            &every_byte[..32],
+            &every_byte,
+        ] {
+            assert_eq!(hex_string(bytes), hex::encode(bytes));
+        }
+    }
 }

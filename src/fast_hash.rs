@@ -1,5 +1,6 @@
 //! The hash maps and sets of the per-record paths (which rollout an id belongs to,
-//! each rollout's bundle and state, the files a log entry touched).
+//! each rollout's bundle and state, the files a log entry touched, a rollout's shared
+//! strings) and of the reducer's indexes.
 //!
 //! The standard library's maps hash with SipHash-1-3, which showed in profiles: a
 //! few lookups per record, each hashing an id of 16 to 36 bytes. foldhash (the

@@ -115,10 +115,8 @@ pub(crate) fn id_hex(bytes: &[u8]) -> Option<String> {
 
 /// `bytes` in lowercase hex (`hex::encode` builds its string a char at a time, which
 /// showed in profiles: every record has three or four ids). An id (up to 32 bytes) is
-/// written on the stack, a digit pair per byte, and copied once into its string, which
-/// is not zeroed first.
+/// written on the stack and copied once into its string, which is not zeroed first.
 pub(crate) fn hex_string(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut on_stack = [0; 64];
     let mut on_heap = Vec::new();
     let text = match on_stack.get_mut(..bytes.len() * 2) {
@@ -128,10 +126,7 @@ pub(crate) fn hex_string(bytes: &[u8]) -> String {
             &mut on_heap[..]
         }
     };
-    for (pair, &byte) in text.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0xf)];
-    }
+    crate::hex_digits::write_lowercase_hex(bytes, text);
     std::str::from_utf8(text)
         .expect("hex digits are ASCII")
         .to_owned()

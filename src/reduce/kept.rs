@@ -5,7 +5,7 @@
 //! collector's memory.
 
 use crate::fast_hash::{HashMap, HashSet};
-use crate::hex_digits::lowercase_hex_value;
+use crate::hex_digits::{lowercase_hex_value, write_lowercase_hex};
 use crate::normalize::{RawEvent, RawEventPayload};
 use crate::store::event_line::EventLine;
 use std::cmp::Ordering;
@@ -72,7 +72,7 @@ impl KeptRecordId {
             None => b"",
             Some(KeptRecordId::Other(text)) => text.as_bytes(),
             Some(KeptRecordId::Hex(bytes)) => {
-                hex::encode_to_slice(bytes, buf).expect("twice the bytes");
+                write_lowercase_hex(bytes, buf);
                 buf
             }
         }

@@ -15,24 +15,51 @@ const DIGIT_VALUES: [u8; 256] = {
 };
 const NOT_HEX: u8 = 0x10;
 
-/// The number 1 to 32 lowercase hex digits spell (`None` for any other text). Two
-/// 64-bit halves, each digit a table look-up: no branch per digit, where a parse with
+/// The number 1 to 32 lowercase hex digits spell (`None` for any other text). Eight
+/// digits at a time as one 64-bit word ([`eight_digits`]), the rest (ids of other
+/// lengths) a table look-up a digit: no branch per digit, where a parse with
 /// `from_str_radix` checks each digit's case and the sum's overflow.
 pub fn lowercase_hex_value(digits: &[u8]) -> Option<u128> {
     if digits.is_empty() || digits.len() > 32 {
         return None;
     }
-    let (high, low) = digits.split_at(digits.len().saturating_sub(16));
+    let mut chunks = digits.chunks_exact(8);
+    let mut value = 0u128;
+    for chunk in &mut chunks {
+        let chunk = chunk.try_into().expect("chunks of eight");
+        value = (value << 32) | u128::from(eight_digits(chunk)?);
+    }
     let mut not_hex = 0u8;
-    let mut read = |digits: &[u8]| {
-        digits.iter().fold(0u64, |value, &b| {
-            let digit = DIGIT_VALUES[usize::from(b)];
-            not_hex |= digit;
-            (value << 4) | u64::from(digit & 0xf)
-        })
-    };
-    let (high, low) = (read(high), read(low));
-    (not_hex & NOT_HEX == 0).then(|| (u128::from(high) << 64) | u128::from(low))
+    for &b in chunks.remainder() {
+        let digit = DIGIT_VALUES[usize::from(b)];
+        not_hex |= digit;
+        value = (value << 4) | u128::from(digit & 0xf);
+    }
+    (not_hex & NOT_HEX == 0).then_some(value)
+}
+
+/// The number eight lowercase hex digits spell, read as one word: each byte is
+/// checked against the digits' and letters' ranges by adding to it what carries it
+/// into its top bit at the range's ends (no byte carries into the next, as all are
+/// ASCII), and the digits' values are then packed by shifts.
+fn eight_digits(digits: [u8; 8]) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const TOP: u64 = 0x80 * ONES;
+    let word = u64::from_be_bytes(digits);
+    if word & TOP != 0 {
+        return None;
+    }
+    let at_least = |low: u64| word + (0x80 - low) * ONES;
+    let digit = at_least(0x30) & !at_least(0x3a);
+    let letter = at_least(0x61) & !at_least(0x67);
+    if (digit | letter) & TOP != TOP {
+        return None;
+    }
+    // '0'..'9' end in 0..9 and 'a'..'f' in 1..6: letters are worth 9 more.
+    let nibbles = (word & (0x0f * ONES)) + ((letter & TOP) >> 7) * 9;
+    let pairs = (nibbles | (nibbles >> 4)) & 0x00ff_00ff_00ff_00ff;
+    let quads = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+    Some(((quads | (quads >> 16)) & 0xffff_ffff) as u32)
 }
 
 /// Writes `bytes` into `out` as lowercase hex, a digit pair per byte from a table

@@ -2,6 +2,7 @@
 //! same fields (even inside one record), so every accessor accepts any scalar form.
 
 use crate::receive::otlp::{AnyValue, KeyValue};
+use std::borrow::Cow;
 
 /// A borrowed view of an OTLP attribute list.
 #[derive(Clone, Copy)]
@@ -20,12 +21,23 @@ impl<'a> Attributes<'a> {
 
     /// The value as text: strings as they are, numbers and booleans formatted.
     pub fn string(&self, key: &str) -> Option<String> {
-        self.value(key).and_then(value_to_string)
+        self.text(key).map(Cow::into_owned)
+    }
+
+    /// [`Attributes::string`], borrowed from the request when the value is a string
+    /// (what is only compared, or copied once it passes a check, need not be copied first).
+    pub fn text(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.value(key).and_then(value_to_text)
     }
 
     /// A non-empty string value.
     pub fn non_empty(&self, key: &str) -> Option<String> {
-        self.string(key).filter(|s| !s.is_empty())
+        self.non_empty_text(key).map(Cow::into_owned)
+    }
+
+    /// [`Attributes::non_empty`], borrowed when the value is a string.
+    pub fn non_empty_text(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.text(key).filter(|s| !s.is_empty())
     }
 
     /// The value as an integer: integers, whole doubles, and strings that parse.
@@ -52,18 +64,24 @@ impl<'a> Attributes<'a> {
         }
     }
 
-    /// The first present string among several keys (names differ between Codex versions).
-    pub fn first_string(&self, keys: &[&str]) -> Option<String> {
-        keys.iter().find_map(|k| self.non_empty(k))
+    /// The first present string among several keys (names differ between Codex
+    /// versions), borrowed when it is a string.
+    pub fn first_text(&self, keys: &[&str]) -> Option<Cow<'a, str>> {
+        keys.iter().find_map(|k| self.non_empty_text(k))
     }
 }
 
 pub fn value_to_string(value: &AnyValue) -> Option<String> {
+    value_to_text(value).map(Cow::into_owned)
+}
+
+/// [`value_to_string`], borrowed when the value is a string.
+pub fn value_to_text<'a>(value: &AnyValue<'a>) -> Option<Cow<'a, str>> {
     match value {
-        AnyValue::String(s) => Some(s.to_string()),
-        AnyValue::Int(i) => Some(i.to_string()),
-        AnyValue::Double(d) => Some(d.to_string()),
-        AnyValue::Bool(b) => Some(b.to_string()),
+        AnyValue::String(s) => Some(Cow::Borrowed(s)),
+        AnyValue::Int(i) => Some(Cow::Owned(i.to_string())),
+        AnyValue::Double(d) => Some(Cow::Owned(d.to_string())),
+        AnyValue::Bool(b) => Some(Cow::Owned(b.to_string())),
         _ => None,
     }
 }

@@ -61,7 +61,7 @@ fn normalize_record(record: &LogRecord, scope: &str, record_id: String) -> Norma
             .map(str::to_string)
     });
     let time = a
-        .string("event.timestamp")
+        .text("event.timestamp")
         .and_then(|t| parse_iso8601_ms(&t))
         .or_else(|| {
             Some(record.time_unix_nano)
@@ -70,7 +70,7 @@ fn normalize_record(record: &LogRecord, scope: &str, record_id: String) -> Norma
         })
         .unwrap_or_else(|| nanos_to_ms(record.observed_time_unix_nano));
     let trace_id = id_hex(record.trace_id);
-    let body = record.body.as_ref().and_then(attributes::value_to_string);
+    let body = record.body.as_ref().and_then(attributes::value_to_text);
     let payload = payload_for(event_name.as_deref(), &a, scope, body.as_deref());
     let evidence = RecordJson::log(record, body.as_deref(), event_name.as_deref(), scope);
     NormalizedRecord {
@@ -78,7 +78,7 @@ fn normalize_record(record: &LogRecord, scope: &str, record_id: String) -> Norma
         signal: Signal::Logs,
         attribution: Attribution {
             conversation_id: super::thread_id_attr(
-                a.first_string(&["conversation.id", "conversation_id"]),
+                a.first_text(&["conversation.id", "conversation_id"]),
             ),
             spawned_conversation_id: spawned_agent(&a),
             span_id: id_hex(record.span_id),

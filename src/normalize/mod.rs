@@ -16,8 +16,9 @@ pub mod time;
 pub mod tool_arguments;
 pub mod tool_output;
 
-use crate::receive::otlp::{LogsRequest, MetricsRequest, Resource, TracesRequest};
+use crate::receive::otlp::{AnyValue, LogsRequest, MetricsRequest, Resource, TracesRequest};
 use record_ids::record_id;
+use std::borrow::Cow;
 
 pub use record_json::RecordJson;
 
@@ -143,8 +144,20 @@ pub(crate) fn canonical_turn_id(raw: &str, trace_id: Option<&str>) -> String {
 }
 
 /// Codex thread ids are UUIDs. Some spans use `thread.id` for the OS thread number.
-pub(crate) fn thread_id_attr(value: Option<String>) -> Option<String> {
-    value.filter(|v| v.len() >= 32 && v.contains('-'))
+pub(crate) fn thread_id_attr(value: Option<Cow<'_, str>>) -> Option<String> {
+    value
+        .filter(|v| v.len() >= 32 && v.contains('-'))
+        .map(Cow::into_owned)
+}
+
+/// [`thread_id_attr`] of an attribute's value. An integer or a boolean is never one
+/// (its text is at most 20 characters), so it is not formatted: most spans carry
+/// `thread.id` as the OS thread's number.
+pub(crate) fn thread_id_value(value: &AnyValue) -> Option<String> {
+    match value {
+        AnyValue::Int(_) | AnyValue::Bool(_) => None,
+        other => thread_id_attr(attributes::value_to_text(other)),
+    }
 }
 
 /// What a record's id tells its resource by: the service's name and version.
@@ -162,6 +175,37 @@ pub(crate) fn resource_key(resource: &Resource) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_id_value_is_what_its_text_would_give() {
+        let uuid = "019a5c3e-7b1f-7c2a-9d4e-0123456789ab";
+        let values = [
+            AnyValue::String(uuid),
+            AnyValue::String("019a5c3e7b1f7c2a9d4e0123456789ab"),
+            AnyValue::String(""),
+            AnyValue::Int(3),
+            AnyValue::Int(i64::MIN),
+            AnyValue::Bool(true),
+            // A double's text has no exponent: this one is long and has a '-'.
+            AnyValue::Double(-1e-40),
+            AnyValue::Double(-1.5),
+            AnyValue::Bytes(b"0123456789abcdef0123456789abcdef-"),
+            AnyValue::Empty,
+        ];
+        for value in values {
+            let text = attributes::value_to_string(&value);
+            assert_eq!(
+                thread_id_value(&value),
+                thread_id_attr(text.map(Cow::Owned)),
+                "{value:?}"
+            );
+        }
+        assert_eq!(
+            thread_id_value(&AnyValue::String(uuid)).as_deref(),
+            Some(uuid)
+        );
+        assert!(thread_id_value(&AnyValue::Double(-1e-40)).is_some());
+    }
 
     #[test]
     fn hex_strings_are_lowercase_digit_pairs_of_any_length() {

@@ -8,7 +8,7 @@ use super::record_json::RecordJson;
 use super::time::nanos_to_ms;
 use super::{
     Attribution, NormalizedRecord, PendingEvent, Signal, canonical_turn_id, id_hex, record_id,
-    resource_key, thread_id_attr,
+    resource_key, thread_id_value,
 };
 use crate::receive::otlp::{Span, TracesRequest};
 
@@ -42,11 +42,11 @@ fn normalize_span(span: &Span, scope: &str, record_id: String) -> NormalizedReco
     let start = nanos_to_ms(span.start_time_unix_nano);
     let end = nanos_to_ms(span.end_time_unix_nano).max(start);
     let turn_id = a
-        .first_string(&["turn.id", "turn_id"])
+        .first_text(&["turn.id", "turn_id"])
         .map(|raw| canonical_turn_id(&raw, trace_id.as_deref()));
     let conversation_id = ["conversation.id", "thread_id", "thread.id"]
         .iter()
-        .find_map(|k| thread_id_attr(a.non_empty(k)));
+        .find_map(|k| a.value(k).and_then(thread_id_value));
     let name = span.name;
     let at = |wall_time_unix_ms, payload| PendingEvent {
         wall_time_unix_ms,
@@ -86,7 +86,7 @@ fn normalize_span(span: &Span, scope: &str, record_id: String) -> NormalizedReco
                 source: name.into(),
             },
         )],
-        ("unified_exec.exec_command", _) if a.non_empty("call_id").is_some() => vec![at(
+        ("unified_exec.exec_command", _) if a.non_empty_text("call_id").is_some() => vec![at(
             start,
             P::TerminalProcess {
                 tool_call_id: a.non_empty("call_id").unwrap_or_default(),
@@ -94,11 +94,11 @@ fn normalize_span(span: &Span, scope: &str, record_id: String) -> NormalizedReco
                 outcome: a.non_empty("outcome"),
             },
         )],
-        _ => match a.non_empty("call_id") {
+        _ => match a.non_empty_text("call_id") {
             Some(call_id) if is_tool_span(name, &a) => vec![at(
                 start,
                 P::ToolCallStarted {
-                    tool_call_id: call_id,
+                    tool_call_id: call_id.into_owned(),
                     tool_name: Some(name.to_string()),
                 },
             )],
@@ -134,7 +134,7 @@ fn is_tool_span(name: &str, a: &Attributes) -> bool {
     if NOT_TOOL_SPANS.contains(&name) {
         return false;
     }
-    match a.non_empty("tool_name") {
+    match a.non_empty_text("tool_name") {
         Some(tool) => tool == name,
         None => !name.contains('.') && !name.contains('/') && !name.contains(' '),
     }

@@ -51,7 +51,7 @@ pub fn spawned_agent(output: &str) -> Option<SpawnedAgent> {
         .or_else(|| output.get("thread_id"))?
         .as_str()?;
     Some(SpawnedAgent {
-        thread_id: super::thread_id_attr(Some(thread_id.to_string()))?,
+        thread_id: super::thread_id_attr(Some(thread_id.into()))?,
         nickname: output
             .get("nickname")
             .and_then(|n| n.as_str())

@@ -168,7 +168,8 @@ impl Sequenced for EventLine<'_> {
     }
 }
 
-/// The evidence-only payloads (most lines) are written here; the rest by `serde`.
+/// The evidence-only payloads (most lines), and the commonest of the others (a
+/// stream's events, a turn's start and end), are written here; the rest by `serde`.
 fn push_payload(out: &mut Vec<u8>, payload: &RawEventPayload) -> serde_json::Result<()> {
     match payload {
         RawEventPayload::OtelSpan { name } => {
@@ -178,6 +179,35 @@ fn push_payload(out: &mut Vec<u8>, payload: &RawEventPayload) -> serde_json::Res
             let event_name = event_name.as_deref();
             push_optional_member(out, "{\"type\":\"otel_log\",\"event_name\":", event_name);
             push_member(out, ",\"scope\":", scope);
+        }
+        RawEventPayload::InferenceStreamEvent { kind, duration_ms } => {
+            let (key, kind) = (
+                "{\"type\":\"inference_stream_event\",\"kind\":",
+                kind.as_deref(),
+            );
+            push_optional_member(out, key, kind);
+            match duration_ms {
+                Some(ms) => push_integer_member(out, ",\"duration_ms\":", *ms),
+                None => out.extend_from_slice(b",\"duration_ms\":null"),
+            }
+        }
+        RawEventPayload::CodexTurnStarted {
+            codex_turn_id,
+            thread_id,
+            source,
+        } => {
+            let key = "{\"type\":\"codex_turn_started\",\"codex_turn_id\":";
+            push_member(out, key, codex_turn_id);
+            push_optional_member(out, ",\"thread_id\":", thread_id.as_deref());
+            push_member(out, ",\"source\":", source);
+        }
+        RawEventPayload::CodexTurnEnded {
+            codex_turn_id,
+            source,
+        } => {
+            let key = "{\"type\":\"codex_turn_ended\",\"codex_turn_id\":";
+            push_member(out, key, codex_turn_id);
+            push_member(out, ",\"source\":", source);
         }
         other => return serde_json::to_writer(out, other),
     }
@@ -258,6 +288,28 @@ mod tests {
                 event_name: None,
                 scope: "back\\slash\n".into(),
             },
+            RawEventPayload::InferenceStreamEvent {
+                kind: Some("response.output_item.done".into()),
+                duration_ms: Some(-3),
+            },
+            RawEventPayload::InferenceStreamEvent {
+                kind: None,
+                duration_ms: None,
+            },
+            RawEventPayload::CodexTurnStarted {
+                codex_turn_id: "019a5c3e-7b1f-7c2a-9d4e-0123456789ab".into(),
+                thread_id: Some("thread \"1\"".into()),
+                source: "turn/start".into(),
+            },
+            RawEventPayload::CodexTurnStarted {
+                codex_turn_id: "5f476de8:0".into(),
+                thread_id: None,
+                source: "session_task.turn".into(),
+            },
+            RawEventPayload::CodexTurnEnded {
+                codex_turn_id: "turn\n".into(),
+                source: "run_turn".into(),
+            },
             RawEventPayload::ToolCallEnded(Box::new(ToolCallEndedFields {
                 tool_call_id: "call_1".into(),
                 tool_name: Some("exec_command".into()),
@@ -297,15 +349,32 @@ mod tests {
             seq in any::<u64>(),
             wall_time in any::<i64>(),
         ) {
-            let payload = RawEventPayload::OtelLog {
-                event_name: Some(strings[0].clone()),
-                scope: strings[1].clone(),
-            };
-            let ids = [Some(strings[3].as_str()), Some(strings[4].as_str()), None];
-            let mut line = line(&payload, &strings[2], Some(&strings[5]), None, ids);
-            line.wall_time_unix_ms = wall_time;
-            line.set_seq(seq);
-            assert_written_as_its_raw_event(&line);
+            let payloads = [
+                RawEventPayload::OtelLog {
+                    event_name: Some(strings[0].clone()),
+                    scope: strings[1].clone(),
+                },
+                RawEventPayload::InferenceStreamEvent {
+                    kind: Some(strings[0].clone()),
+                    duration_ms: Some(wall_time),
+                },
+                RawEventPayload::CodexTurnStarted {
+                    codex_turn_id: strings[0].clone(),
+                    thread_id: Some(strings[1].clone()),
+                    source: strings[2].clone(),
+                },
+                RawEventPayload::CodexTurnEnded {
+                    codex_turn_id: strings[1].clone(),
+                    source: strings[0].clone(),
+                },
+            ];
+            for payload in &payloads {
+                let ids = [Some(strings[3].as_str()), Some(strings[4].as_str()), None];
+                let mut line = line(payload, &strings[2], Some(&strings[5]), None, ids);
+                line.wall_time_unix_ms = wall_time;
+                line.set_seq(seq);
+                assert_written_as_its_raw_event(&line);
+            }
         }
     }
 }

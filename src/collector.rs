@@ -23,7 +23,7 @@ use crate::query::summary::summarize;
 use crate::reduce::graph::RolloutGraph;
 use crate::reduce::{RolloutSnapshot, RolloutState};
 use crate::store::bundle::StoredEvent;
-use crate::store::event_line::{EventLine, EvidenceLine, PayloadRefLine};
+use crate::store::event_line::{EventLine, EvidenceLine, SharedLineParts};
 use crate::store::seen::SeenRecords;
 use crate::store::spare::SpareBundles;
 use crate::store::wal::{Ticket, Wal, WalBatch};
@@ -762,6 +762,7 @@ impl Collector {
         };
         let (path, offset) = bundle.append_payload(payload, &mut self.batch)?;
         let payload_id = pack_payload_id(offset);
+        let shared = SharedLineParts::new(rollout, &payload_id, &kind, &path, offset);
         let mut lines = Vec::with_capacity(records.len() * 2);
         for (index, record) in records.iter().enumerate() {
             let attribution = &record.attribution;
@@ -775,7 +776,7 @@ impl Collector {
                     });
                 lines.push(EventLine::new(
                     pending.wall_time_unix_ms,
-                    rollout,
+                    &shared,
                     thread_id,
                     attribution.turn_id.as_deref(),
                     &pending.payload,
@@ -785,13 +786,7 @@ impl Collector {
                         trace_id: attribution.trace_id.as_deref(),
                         span_id: attribution.span_id.as_deref(),
                         parent_span_id: attribution.parent_span_id.as_deref(),
-                        raw_payload: PayloadRefLine {
-                            raw_payload_id: &payload_id,
-                            kind: &kind,
-                            path: &path,
-                            index,
-                            offset,
-                        },
+                        index,
                     },
                 ));
             }

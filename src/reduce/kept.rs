@@ -146,7 +146,7 @@ impl Interner {
     /// first would copy each of its strings, only to drop most of them here).
     pub fn keep_line(&mut self, line: &EventLine) -> KeptEvent {
         let ev = &line.evidence;
-        let r = &ev.raw_payload;
+        let shared = line.shared;
         KeptEvent {
             wall_time_unix_ms: line.wall_time_unix_ms,
             thread_id: line.thread_id.map(|t| self.string(t)),
@@ -156,7 +156,11 @@ impl Interner {
                 record_id: KeptRecordId::of(ev.record_id),
                 trace_id: ev.trace_id.map(|t| self.string(t)),
                 span_id: ev.span_id.map(Box::from),
-                raw_payload: Some(self.payload(r.raw_payload_id, r.kind, r.path)),
+                raw_payload: Some(self.payload(
+                    shared.raw_payload_id(),
+                    shared.kind(),
+                    shared.path(),
+                )),
             }),
         }
     }

@@ -10,7 +10,7 @@
 //! text, and ids need no escaping, so most of a line is copied rather than escaped
 //! byte by byte (this was the storer thread's largest cost after its write calls).
 
-use crate::json_text::{push_integer_member, push_member, push_optional_member};
+use crate::json_text::{push_integer, push_integer_member, push_member, push_optional_member};
 use crate::normalize::RawEventPayload;
 use crate::normalize::raw_event::{RAW_EVENT_SCHEMA_VERSION, RawEvent};
 
@@ -36,37 +36,101 @@ pub struct EventLine<'a> {
     schema_version: u32,
     pub seq: u64,
     pub wall_time_unix_ms: i64,
-    pub rollout_id: &'a str,
+    /// The rollout and the payload pack line, shared with the other lines of the append.
+    pub shared: &'a SharedLineParts<'a>,
     pub thread_id: Option<&'a str>,
     pub codex_turn_id: Option<&'a str>,
     pub payload: &'a RawEventPayload,
     pub evidence: EvidenceLine<'a>,
 }
 
-/// [`crate::normalize::raw_event::Evidence`], borrowed, with its payload reference.
+/// [`crate::normalize::raw_event::Evidence`], borrowed; its payload reference is the
+/// shared payload pack line ([`SharedLineParts`]) and the record's place in it.
 pub struct EvidenceLine<'a> {
     pub record_id: &'a str,
     pub signal: &'a str,
     pub trace_id: Option<&'a str>,
     pub span_id: Option<&'a str>,
     pub parent_span_id: Option<&'a str>,
-    pub raw_payload: PayloadRefLine<'a>,
+    /// The record's place in the payload pack line.
+    pub index: usize,
 }
 
-/// [`crate::normalize::raw_event::RawPayloadRef`] of a payload pack line, borrowed.
-pub struct PayloadRefLine<'a> {
-    pub raw_payload_id: &'a str,
-    pub kind: &'a str,
-    pub path: &'a str,
-    pub index: usize,
-    pub offset: u64,
+/// What the lines of one append share: their rollout, and the payload pack line
+/// ([`crate::normalize::raw_event::RawPayloadRef`] but for the index) their records
+/// are in. Written as JSON once for all of them, so that each line copies those
+/// members instead of escaping them again.
+pub struct SharedLineParts<'a> {
+    rollout_id: &'a str,
+    raw_payload_id: &'a str,
+    kind: &'a str,
+    path: &'a str,
+    offset: u64,
+    /// `,"rollout_id":"…"`
+    rollout_json: Vec<u8>,
+    /// `,"raw_payload":{"raw_payload_id":"…","kind":"…","path":"…","index":`
+    payload_ref_json: Vec<u8>,
+    /// `,"offset":…}}}`
+    end_json: Vec<u8>,
+}
+
+impl<'a> SharedLineParts<'a> {
+    pub fn new(
+        rollout_id: &'a str,
+        raw_payload_id: &'a str,
+        kind: &'a str,
+        path: &'a str,
+        offset: u64,
+    ) -> Self {
+        let mut rollout_json = Vec::new();
+        push_member(&mut rollout_json, ",\"rollout_id\":", rollout_id);
+        let mut payload_ref_json = Vec::new();
+        let key = ",\"raw_payload\":{\"raw_payload_id\":";
+        push_member(&mut payload_ref_json, key, raw_payload_id);
+        push_member(&mut payload_ref_json, ",\"kind\":", kind);
+        push_member(&mut payload_ref_json, ",\"path\":", path);
+        payload_ref_json.extend_from_slice(b",\"index\":");
+        let mut end_json = Vec::new();
+        push_integer_member(&mut end_json, ",\"offset\":", offset);
+        end_json.extend_from_slice(b"}}}");
+        SharedLineParts {
+            rollout_id,
+            raw_payload_id,
+            kind,
+            path,
+            offset,
+            rollout_json,
+            payload_ref_json,
+            end_json,
+        }
+    }
+
+    pub fn rollout_id(&self) -> &'a str {
+        self.rollout_id
+    }
+
+    pub fn raw_payload_id(&self) -> &'a str {
+        self.raw_payload_id
+    }
+
+    pub fn kind(&self) -> &'a str {
+        self.kind
+    }
+
+    pub fn path(&self) -> &'a str {
+        self.path
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
 }
 
 impl<'a> EventLine<'a> {
     /// An event line with no `seq` yet.
     pub fn new(
         wall_time_unix_ms: i64,
-        rollout_id: &'a str,
+        shared: &'a SharedLineParts<'a>,
         thread_id: Option<&'a str>,
         codex_turn_id: Option<&'a str>,
         payload: &'a RawEventPayload,
@@ -76,7 +140,7 @@ impl<'a> EventLine<'a> {
             schema_version: RAW_EVENT_SCHEMA_VERSION,
             seq: 0,
             wall_time_unix_ms,
-            rollout_id,
+            shared,
             thread_id,
             codex_turn_id,
             payload,
@@ -91,12 +155,12 @@ impl<'a> EventLine<'a> {
     pub fn to_raw_event(&self) -> RawEvent {
         use crate::normalize::raw_event::{Evidence, RawPayloadRef};
         let evidence = &self.evidence;
-        let payload_ref = &evidence.raw_payload;
+        let shared = self.shared;
         RawEvent {
             schema_version: self.schema_version,
             seq: self.seq,
             wall_time_unix_ms: self.wall_time_unix_ms,
-            rollout_id: self.rollout_id.to_string(),
+            rollout_id: shared.rollout_id.to_string(),
             thread_id: self.thread_id.map(str::to_string),
             codex_turn_id: self.codex_turn_id.map(str::to_string),
             payload: self.payload.clone(),
@@ -107,11 +171,11 @@ impl<'a> EventLine<'a> {
                 span_id: evidence.span_id.map(str::to_string),
                 parent_span_id: evidence.parent_span_id.map(str::to_string),
                 raw_payload: Some(RawPayloadRef {
-                    raw_payload_id: payload_ref.raw_payload_id.to_string(),
-                    kind: payload_ref.kind.to_string(),
-                    path: payload_ref.path.to_string(),
-                    index: payload_ref.index,
-                    offset: Some(payload_ref.offset),
+                    raw_payload_id: shared.raw_payload_id.to_string(),
+                    kind: shared.kind.to_string(),
+                    path: shared.path.to_string(),
+                    index: evidence.index,
+                    offset: Some(shared.offset),
                 }),
             }),
         }
@@ -127,11 +191,11 @@ impl Sequenced for EventLine<'_> {
     // `codex_turn_id` are `null` when absent, the evidence's optional ids are left out.
     fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         let evidence = &self.evidence;
-        let payload_ref = &evidence.raw_payload;
+        let shared = self.shared;
         push_integer_member(out, "{\"schema_version\":", self.schema_version);
         push_integer_member(out, ",\"seq\":", self.seq);
         push_integer_member(out, ",\"wall_time_unix_ms\":", self.wall_time_unix_ms);
-        push_member(out, ",\"rollout_id\":", self.rollout_id);
+        out.extend_from_slice(&shared.rollout_json);
         for (key, id) in [
             (",\"thread_id\":", self.thread_id),
             (",\"codex_turn_id\":", self.codex_turn_id),
@@ -151,19 +215,9 @@ impl Sequenced for EventLine<'_> {
                 push_member(out, key, id);
             }
         }
-        for (key, text) in [
-            (
-                ",\"raw_payload\":{\"raw_payload_id\":",
-                payload_ref.raw_payload_id,
-            ),
-            (",\"kind\":", payload_ref.kind),
-            (",\"path\":", payload_ref.path),
-        ] {
-            push_member(out, key, text);
-        }
-        push_integer_member(out, ",\"index\":", payload_ref.index);
-        push_integer_member(out, ",\"offset\":", payload_ref.offset);
-        out.extend_from_slice(b"}}}");
+        out.extend_from_slice(&shared.payload_ref_json);
+        push_integer(out, evidence.index);
+        out.extend_from_slice(&shared.end_json);
         Ok(())
     }
 }
@@ -222,16 +276,21 @@ mod tests {
     use crate::reduce::kept::Interner;
     use proptest::prelude::*;
 
+    fn shared(rollout: &str) -> SharedLineParts<'_> {
+        let payload_id = "raw_payload:pack@1024";
+        SharedLineParts::new(rollout, payload_id, "otlp_traces", "payloads.jsonl", 1024)
+    }
+
     fn line<'a>(
         payload: &'a RawEventPayload,
-        rollout: &'a str,
+        shared: &'a SharedLineParts<'a>,
         thread: Option<&'a str>,
         turn: Option<&'a str>,
         ids: [Option<&'a str>; 3],
     ) -> EventLine<'a> {
         let mut line = EventLine::new(
             1_795_312_060_796,
-            rollout,
+            shared,
             thread,
             turn,
             payload,
@@ -241,13 +300,7 @@ mod tests {
                 trace_id: ids[0],
                 span_id: ids[1],
                 parent_span_id: ids[2],
-                raw_payload: PayloadRefLine {
-                    raw_payload_id: "raw_payload:pack@1024",
-                    kind: "otlp_traces",
-                    path: "payloads.jsonl",
-                    index: 28,
-                    offset: 1024,
-                },
+                index: 28,
             },
         );
         line.set_seq(30);
@@ -335,8 +388,8 @@ mod tests {
         for payload in &payloads {
             for ids in id_sets {
                 for (thread, turn) in [(None, None), (Some("thread-1"), Some("turn-1"))] {
-                    let rollout = "01a200f0-09c5-7f30-b451-62bbbee265fa";
-                    assert_written_as_its_raw_event(&line(payload, rollout, thread, turn, ids));
+                    let shared = shared("01a200f0-09c5-7f30-b451-62bbbee265fa");
+                    assert_written_as_its_raw_event(&line(payload, &shared, thread, turn, ids));
                 }
             }
         }
@@ -345,10 +398,13 @@ mod tests {
     proptest! {
         #[test]
         fn any_strings_are_written_as_serde_json_writes_them(
-            strings in proptest::collection::vec(any::<String>(), 6),
+            strings in proptest::collection::vec(any::<String>(), 9),
             seq in any::<u64>(),
             wall_time in any::<i64>(),
+            (index, offset) in (any::<usize>(), any::<u64>()),
         ) {
+            let (payload_id, kind, path) = (&strings[6], &strings[7], &strings[8]);
+            let shared = SharedLineParts::new(&strings[2], payload_id, kind, path, offset);
             let payloads = [
                 RawEventPayload::OtelLog {
                     event_name: Some(strings[0].clone()),
@@ -370,7 +426,8 @@ mod tests {
             ];
             for payload in &payloads {
                 let ids = [Some(strings[3].as_str()), Some(strings[4].as_str()), None];
-                let mut line = line(payload, &strings[2], Some(&strings[5]), None, ids);
+                let mut line = line(payload, &shared, Some(&strings[5]), None, ids);
+                line.evidence.index = index;
                 line.wall_time_unix_ms = wall_time;
                 line.set_seq(seq);
                 assert_written_as_its_raw_event(&line);

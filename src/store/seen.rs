@@ -88,14 +88,10 @@ impl SeenRecords {
     }
 
     /// Merges sorted, distinct ids into the settled ones, in a vector of exactly their
-    /// size. The recent table (emptied by the caller) is kept for the next ids when
-    /// it is no larger than [`RECENT_MIN`] needs, so a growing session does not grow
-    /// it again from nothing after each merge; a larger one is let go (most sets stop
+    /// size, and lets go of the recent table (emptied by the caller; most sets stop
     /// growing, so it is not kept at the size it grew to).
     fn merge_sorted(&mut self, mut new: Vec<u128>) {
-        if self.recent.capacity() > 2 * RECENT_MIN {
-            self.recent = RecordIdTable::default();
-        }
+        self.recent = RecordIdTable::default();
         if self.settled.is_empty() {
             new.shrink_to_fit();
             self.settled = new;

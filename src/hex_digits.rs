@@ -14,6 +14,8 @@ const DIGIT_VALUES: [u8; 256] = {
     values
 };
 const NOT_HEX: u8 = 0x10;
+/// A one in each byte of a word (the words of [`eight_digits`] and [`eight_digits_of`]).
+const ONES: u64 = 0x0101_0101_0101_0101;
 
 /// The number 1 to 32 lowercase hex digits spell (`None` for any other text). Eight
 /// digits at a time as one 64-bit word ([`eight_digits`]), the rest (ids of other
@@ -43,7 +45,6 @@ pub fn lowercase_hex_value(digits: &[u8]) -> Option<u128> {
 /// into its top bit at the range's ends (no byte carries into the next, as all are
 /// ASCII), and the digits' values are then packed by shifts.
 fn eight_digits(digits: [u8; 8]) -> Option<u32> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     const TOP: u64 = 0x80 * ONES;
     let word = u64::from_be_bytes(digits);
     if word & TOP != 0 {
@@ -86,7 +87,6 @@ pub fn write_lowercase_hex(bytes: &[u8], out: &mut [u8]) {
 /// spread one a byte by shifts, then each made a digit, those over 9 moved on to the
 /// letters (no byte carries into the next: each is at most 15 before, `f` after).
 fn eight_digits_of(word: u32) -> [u8; 8] {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     let word = u64::from(word);
     let halves = ((word & 0xffff_0000) << 16) | (word & 0x0000_ffff);
     let bytes = ((halves & 0x0000_ff00_0000_ff00) << 8) | (halves & 0x0000_00ff_0000_00ff);

@@ -27,9 +27,9 @@ pub fn parse_iso8601_ms(text: &str) -> Option<i64> {
             i += 1;
         }
         // The first three digits, padded with zeros: milliseconds.
+        let digits = &b[start..i];
         for place in 0..3 {
-            let digit = b.get(start + place).filter(|_| start + place < i);
-            millis = millis * 10 + digit.map_or(0, |d| i64::from(d - b'0'));
+            millis = millis * 10 + digits.get(place).map_or(0, |d| i64::from(d - b'0'));
         }
     }
     let offset_minutes = match b.get(i) {
@@ -133,20 +133,15 @@ mod tests {
     #[test]
     fn fields_are_read_as_str_parse_reads_them() {
         let alphabet = [b'0', b'7', b'9', b'+', b'-', b' ', b'a', b'/', b':', 0xc3];
+        // Every string of up to four bytes of the alphabet.
         let mut fields: Vec<Vec<u8>> = vec![vec![]];
+        let mut of_length = fields.clone();
         for _ in 0..4 {
-            let longer: Vec<Vec<u8>> = fields
+            of_length = of_length
                 .iter()
-                .filter(|f| f.len() == fields.last().map_or(0, Vec::len))
-                .flat_map(|f| {
-                    alphabet.iter().map(move |&c| {
-                        let mut f = f.clone();
-                        f.push(c);
-                        f
-                    })
-                })
+                .flat_map(|f| alphabet.iter().map(move |&c| [f.as_slice(), &[c]].concat()))
                 .collect();
-            fields.extend(longer);
+            fields.extend(of_length.iter().cloned());
         }
         for field in &fields {
             let parsed = std::str::from_utf8(field)

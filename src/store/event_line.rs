@@ -9,6 +9,8 @@
 //! compare the two). It writes them itself, not through `serde`: the keys are fixed
 //! text, and ids need no escaping, so most of a line is copied rather than escaped
 //! byte by byte (this was the storer thread's largest cost after its write calls).
+//! What every line of an append shares (the rollout, the payload pack line) is made
+//! JSON once for all of them ([`SharedLineParts`]).
 
 use crate::json_text::{push_integer, push_integer_member, push_member, push_optional_member};
 use crate::normalize::RawEventPayload;

@@ -18,7 +18,7 @@ const NOT_HEX: u8 = 0x10;
 const ONES: u64 = 0x0101_0101_0101_0101;
 
 /// The number 1 to 32 lowercase hex digits spell (`None` for any other text). Eight
-/// digits at a time as one 64-bit word ([`eight_digits`]), the rest (ids of other
+/// digits at a time as one 64-bit word (`eight_digits`), the rest (ids of other
 /// lengths) a table look-up a digit: no branch per digit, where a parse with
 /// `from_str_radix` checks each digit's case and the sum's overflow.
 pub fn lowercase_hex_value(digits: &[u8]) -> Option<u128> {
@@ -64,7 +64,7 @@ fn eight_digits(digits: [u8; 8]) -> Option<u32> {
 }
 
 /// Writes `bytes` into `out` as lowercase hex: four bytes at a time as one word
-/// ([`eight_digits_of`]), the rest a digit pair per byte from a table (`hex`'s encoder
+/// (`eight_digits_of`), the rest a digit pair per byte from a table (`hex`'s encoder
 /// goes through a chunked iterator, which showed in profiles). `out` must be twice as
 /// long as `bytes`. Only ASCII digits and `a`..`f` are written.
 pub fn write_lowercase_hex(bytes: &[u8], out: &mut [u8]) {

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 pub struct Attributes<'a>(pub &'a [KeyValue<'a>]);
 
 impl<'a> Attributes<'a> {
-    /// The value of the first attribute named `key` (evidence, [`AttrsJson`], keeps the
+    /// The value of the first attribute named `key` (the evidence, `record_json`, keeps the
     /// last of equal keys).
     pub fn value(&self, key: &str) -> Option<&'a AnyValue<'a>> {
         self.0

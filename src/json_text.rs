@@ -93,6 +93,21 @@ pub fn push_integer_member(out: &mut impl JsonOut, key: &str, n: impl itoa::Inte
     push_integer(out, n);
 }
 
+/// `key`, then the integer, or `null`.
+pub fn push_optional_integer_member(
+    out: &mut impl JsonOut,
+    key: &str,
+    n: Option<impl itoa::Integer>,
+) {
+    match n {
+        Some(n) => push_integer_member(out, key, n),
+        None => {
+            out.push_text(key);
+            out.push_text("null");
+        }
+    }
+}
+
 /// Where the first byte that JSON escapes is: below 0x20, `"` or `\`. Eight bytes are
 /// checked at a time: the last word of a string overlaps the one before it, and a
 /// string of four to seven bytes is read as two overlapping halves of one word. The

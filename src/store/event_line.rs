@@ -12,7 +12,10 @@
 //! What every line of an append shares (the rollout, the payload pack line) is made
 //! JSON once for all of them ([`SharedLineParts`]).
 
-use crate::json_text::{push_integer, push_integer_member, push_member, push_optional_member};
+use crate::json_text::{
+    push_integer, push_integer_member, push_member, push_optional_integer_member,
+    push_optional_member,
+};
 use crate::normalize::RawEventPayload;
 use crate::normalize::raw_event::{RAW_EVENT_SCHEMA_VERSION, RawEvent};
 
@@ -242,10 +245,7 @@ fn push_payload(out: &mut Vec<u8>, payload: &RawEventPayload) -> serde_json::Res
                 kind.as_deref(),
             );
             push_optional_member(out, key, kind);
-            match duration_ms {
-                Some(ms) => push_integer_member(out, ",\"duration_ms\":", *ms),
-                None => out.extend_from_slice(b",\"duration_ms\":null"),
-            }
+            push_optional_integer_member(out, ",\"duration_ms\":", *duration_ms);
         }
         RawEventPayload::CodexTurnStarted {
             codex_turn_id,
